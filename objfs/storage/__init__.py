@@ -1,0 +1,1 @@
+"""Storage backends behind one interface (`base.Storage`), chosen by URL scheme (`registry`)."""

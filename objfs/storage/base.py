@@ -1,0 +1,355 @@
+"""The unified storage interface every backend implements.
+
+The filesystem, the cache and the item store talk only to `Storage`; they never see an SDK
+type or exception. A backend implements the primitives (the abstract methods below) once,
+and the seed's convenience interface (`save`, `load`, `download`, `exists`, `scan`, ...) is
+built here on top of them so it behaves the same on every backend.
+"""
+
+from __future__ import annotations
+
+import base64
+import errno
+import hashlib
+import io
+import os
+import tempfile
+from abc import ABC, abstractmethod
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from typing import BinaryIO, ClassVar
+
+Payload = bytes | BinaryIO
+"""What `write` and `upload_part` accept: bytes in memory, or a readable file positioned at 0."""
+
+STREAM_CHUNK = 1024 * 1024
+MD5_CHUNK = 5 * 1024 * 1024
+
+
+class StorageError(Exception):
+    """Base of every error a backend raises; `errno` is what a filesystem caller should report."""
+
+    errno: ClassVar[int] = errno.EIO
+
+    def __init__(self, message: str, *, key: str | None = None, request_id: str | None = None):
+        super().__init__(message)
+        self.key = key
+        self.request_id = request_id
+
+
+class NotFound(StorageError):
+    errno = errno.ENOENT
+
+
+class PermissionDenied(StorageError):
+    errno = errno.EACCES
+
+
+class IntegrityError(StorageError):
+    errno = errno.EIO
+
+
+class Unavailable(StorageError):
+    """The service could not be reached or answered with a server-side failure."""
+
+    errno = errno.EIO
+
+
+class BadConfiguration(StorageError):
+    errno = errno.EINVAL
+
+
+class PreconditionFailed(StorageError):
+    """A conditional write lost: the etag changed, or the key exists when absence was required."""
+
+    errno = errno.EEXIST
+
+
+class Unsupported(StorageError):
+    """The backend lacks the operation; its capabilities say so and callers fall back."""
+
+    errno = errno.ENOTSUP
+
+
+class InvalidKey(StorageError):
+    errno = errno.EINVAL
+
+
+@dataclass(frozen=True)
+class Capabilities:
+    """What a backend can do, so callers choose a strategy instead of catching `Unsupported`."""
+
+    copy: bool = True
+    multipart: bool = True
+    conditional_write: bool = False
+    metadata_in_listing: bool = False
+    ranged_read: bool = True
+    min_part_size: int = 5 * 1024 * 1024
+    max_part_count: int = 10_000
+    max_metadata_bytes: int | None = 2048
+
+
+@dataclass(frozen=True)
+class ObjectInfo:
+    """One object's attributes. `metadata is None` means the source (an S3 listing) did not say."""
+
+    key: str
+    size: int
+    etag: str
+    mtime: float
+    content_type: str | None = None
+    metadata: dict[str, str] | None = None
+
+
+@dataclass
+class ListPage:
+    objects: list[ObjectInfo] = field(default_factory=list)
+    prefixes: list[str] = field(default_factory=list)
+    next_token: str | None = None
+
+
+@dataclass(frozen=True)
+class UploadedPart:
+    number: int
+    etag: str
+
+
+@dataclass(frozen=True)
+class MultipartUpload:
+    key: str
+    upload_id: str
+    initiated: float
+
+
+def payload_size(data: Payload) -> int:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return len(data)
+    try:
+        return os.fstat(data.fileno()).st_size
+    except (AttributeError, io.UnsupportedOperation):  # BytesIO has fileno(), but it raises
+        return len(data.getvalue())
+
+
+def payload_bytes(data: Payload) -> bytes:
+    if isinstance(data, bytes | bytearray | memoryview):
+        return bytes(data)
+    data.seek(0)
+    return data.read()
+
+
+def content_md5(data: Payload) -> str:
+    """Base64 MD5 as S3's Content-MD5 and the blob records use it; read in 5 MB chunks."""
+    digest = hashlib.md5()
+    if isinstance(data, bytes | bytearray | memoryview):
+        digest.update(data)
+    else:
+        data.seek(0)
+        for chunk in iter(lambda: data.read(MD5_CHUNK), b""):
+            digest.update(chunk)
+        data.seek(0)
+    return base64.b64encode(digest.digest()).decode()
+
+
+def join_key(prefix: str, name: str) -> str:
+    return f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
+
+
+class Storage(ABC):
+    """One bucket (or container, or folder) of one service.
+
+    Keys are full keys inside the bucket; the mount's prefix is the filesystem's business.
+    Every method may block: callers on the trio loop run them in worker threads.
+    """
+
+    scheme: ClassVar[str]
+    capabilities: ClassVar[Capabilities] = Capabilities()
+
+    @classmethod
+    @abstractmethod
+    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
+        """Build from the parts of `scheme://bucket/path` and CLI options; returns (storage, prefix).
+
+        Raises `BadConfiguration` for an option the backend cannot use or a missing bucket name.
+        """
+
+    @abstractmethod
+    def describe(self) -> str:
+        """A location string for messages, e.g. `s3://bucket`; never contains a secret."""
+
+    @abstractmethod
+    def check(self) -> None:
+        """Prove the bucket exists and the credentials work, with one cheap request."""
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    @abstractmethod
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        """Bytes `[offset, offset+length)`; fewer at the end of the object, none past it."""
+
+    @abstractmethod
+    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
+        """The object from `offset` to its end, as one streaming request."""
+
+    @abstractmethod
+    def write(
+        self,
+        key: str,
+        data: Payload,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        """Store a whole object in one request; the returned info carries the new etag."""
+
+    @abstractmethod
+    def list(
+        self,
+        prefix: str = "",
+        delimiter: str | None = "/",
+        token: str | None = None,
+        limit: int = 1000,
+    ) -> ListPage:
+        """One page of the keys under `prefix`, in key order, with sub-prefixes when delimited."""
+
+    @abstractmethod
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectInfo:
+        """Server-side copy; `metadata` replaces the source's when given, else it is kept."""
+
+    @abstractmethod
+    def delete(self, key: str) -> None:
+        """Remove `key`; deleting an absent key is not an error (as on S3)."""
+
+    @abstractmethod
+    def create_multipart(
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+    ) -> str:
+        """Start a multipart upload and return its id."""
+
+    @abstractmethod
+    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
+        """Upload part `number` (1-based); the service verifies the base64 `md5`."""
+
+    @abstractmethod
+    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo: ...
+
+    @abstractmethod
+    def abort_multipart(self, key: str, upload_id: str) -> None: ...
+
+    @abstractmethod
+    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
+        """Uploads started and neither completed nor aborted, so a restart can clean them."""
+
+    def url(self, key: str, expires: int = 3600) -> str:
+        """A URL a browser can fetch; backends with presigning override this."""
+        raise Unsupported(f"{self.scheme} has no URLs", key=key)
+
+    def close(self) -> None:  # noqa: B027 - optional hook, most backends hold nothing to release
+        """Release connections; the default has nothing to release."""
+
+    # -- the seed's interface, built once on the primitives -------------------------------
+
+    def save(self, filename: str, data: bytes) -> None:
+        self.write(filename, data)
+
+    def load_once(self, filename: str) -> bytes:
+        return self.read(filename)
+
+    def load_stream(self, filename: str) -> Iterator[bytes]:
+        return self.read_stream(filename)
+
+    def load(self, filename: str, *, stream: bool = False) -> bytes | Iterator[bytes]:
+        return self.load_stream(filename) if stream else self.load_once(filename)
+
+    def download(self, filename: str, target_filepath: str) -> None:
+        """Stream into a temporary file beside the target, then rename, so no half file is left."""
+        tmp = f"{target_filepath}.objfs-part"
+        try:
+            with open(tmp, "wb") as out:
+                for chunk in self.read_stream(filename):
+                    out.write(chunk)
+            os.replace(tmp, target_filepath)
+        finally:
+            if os.path.exists(tmp):
+                os.unlink(tmp)
+
+    def exists(self, filename: str) -> bool:
+        try:
+            self.stat(filename)
+        except NotFound:
+            return False
+        return True
+
+    def iter_objects(self, prefix: str = "", delimiter: str | None = None) -> Iterator[ObjectInfo]:
+        """Every object under `prefix`, following pages."""
+        token = None
+        while True:
+            page = self.list(prefix, delimiter=delimiter, token=token)
+            yield from page.objects
+            token = page.next_token
+            if not token:
+                return
+
+    def scan(self, path: str, files: bool = True, directories: bool = False) -> list[str]:
+        """Paths under `path` relative to it, as the seed's scan returns them."""
+        prefix = path.strip("/") + "/" if path.strip("/") else ""
+        found: set[str] = set()
+        for info in self.iter_objects(prefix):
+            rel = info.key[len(prefix):]
+            parts = rel.rstrip("/").split("/")
+            if directories:
+                found.update("/".join(parts[:i]) for i in range(1, len(parts)))
+                if info.key.endswith("/") and rel:
+                    found.add(rel.rstrip("/"))
+            if files and rel and not info.key.endswith("/"):
+                found.add(rel)
+        return sorted(found)
+
+    def copy_via_client(
+        self, src: str, dst: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+    ) -> ObjectInfo:
+        """Copy by download and upload, for backends whose service has no server-side copy."""
+        info = self.stat(src)
+        with tempfile.TemporaryFile() as buf:
+            for chunk in self.read_stream(src):
+                buf.write(chunk)
+            buf.seek(0)
+            return self.write(
+                dst,
+                buf,
+                metadata=info.metadata if metadata is None else metadata,
+                content_type=content_type or info.content_type,
+            )
+
+
+__all__ = [
+    "BadConfiguration",
+    "Capabilities",
+    "IntegrityError",
+    "InvalidKey",
+    "ListPage",
+    "MultipartUpload",
+    "NotFound",
+    "ObjectInfo",
+    "Payload",
+    "PermissionDenied",
+    "PreconditionFailed",
+    "Storage",
+    "StorageError",
+    "Unavailable",
+    "Unsupported",
+    "UploadedPart",
+    "content_md5",
+    "join_key",
+    "payload_bytes",
+    "payload_size",
+]

@@ -1,0 +1,431 @@
+"""Amazon S3 and S3-compatible services (MinIO, Ceph, moto) through one shared boto3 client.
+
+Credentials come only from boto3's standard chain (environment, ~/.aws, instance role), so no
+secret ever passes through objfs options, URLs or messages.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import socket
+import time
+from collections.abc import Iterator
+from email.utils import parsedate_to_datetime
+from typing import Any
+
+import boto3
+from botocore.config import Config
+from botocore.exceptions import (
+    BotoCoreError,
+    ClientError,
+    ConnectTimeoutError,
+    CredentialRetrievalError,
+    EndpointConnectionError,
+    HTTPClientError,
+    NoCredentialsError,
+    ParamValidationError,
+    PartialCredentialsError,
+    ReadTimeoutError,
+)
+from botocore.exceptions import ConnectionError as SdkConnectionError
+
+from .base import (
+    STREAM_CHUNK,
+    BadConfiguration,
+    Capabilities,
+    IntegrityError,
+    InvalidKey,
+    ListPage,
+    MultipartUpload,
+    NotFound,
+    ObjectInfo,
+    Payload,
+    PermissionDenied,
+    PreconditionFailed,
+    Storage,
+    StorageError,
+    Unavailable,
+    UploadedPart,
+    payload_size,
+)
+
+OPTIONS = frozenset({"endpoint_url", "region", "addressing_style", "profile"})
+ADDRESSING_STYLES = ("auto", "path", "virtual")
+NO_CREDENTIALS = "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure a profile"
+
+_ERRORS_BY_CODE: dict[str, type[StorageError]] = {
+    "NoSuchKey": NotFound,
+    "NotFound": NotFound,
+    "NoSuchBucket": NotFound,
+    "NoSuchUpload": NotFound,
+    "AccessDenied": PermissionDenied,
+    "InvalidAccessKeyId": PermissionDenied,
+    "SignatureDoesNotMatch": PermissionDenied,
+    "ExpiredToken": PermissionDenied,
+    "InvalidToken": PermissionDenied,
+    "PreconditionFailed": PreconditionFailed,
+    "ConditionalRequestConflict": PreconditionFailed,
+    "BadDigest": IntegrityError,
+    "InvalidDigest": IntegrityError,
+    "InvalidPart": IntegrityError,
+    "InvalidPartOrder": IntegrityError,
+    "KeyTooLongError": InvalidKey,
+}
+_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
+    403: PermissionDenied,
+    404: NotFound,
+    412: PreconditionFailed,
+    429: Unavailable,
+}
+_REJECTED_CREDENTIALS = frozenset(
+    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
+)
+
+
+class S3Storage(Storage):
+    """One bucket; every method is one (or, for copy and complete, two) S3 requests."""
+
+    scheme = "s3"
+    capabilities = Capabilities(
+        copy=True, multipart=True, conditional_write=True, metadata_in_listing=False, max_metadata_bytes=2048
+    )
+
+    def __init__(
+        self,
+        bucket: str,
+        *,
+        endpoint_url: str | None = None,
+        region: str | None = None,
+        addressing_style: str = "auto",
+        profile: str | None = None,
+    ) -> None:
+        if addressing_style not in ADDRESSING_STYLES:
+            raise BadConfiguration(
+                f"addressing_style must be one of {', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}"
+            )
+        self.bucket = bucket
+        self._endpoint_url = endpoint_url
+        self._addressing_style = addressing_style
+        try:
+            self._session = boto3.session.Session(profile_name=profile, region_name=region)
+            self._client = self._make_client(attempts=5)
+        except (BotoCoreError, ValueError) as exc:
+            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
+        self._endpoint = self._client.meta.endpoint_url
+
+    @classmethod
+    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
+        unknown = sorted(set(options) - OPTIONS)
+        if unknown:
+            raise BadConfiguration(f"s3 does not understand option(s): {', '.join(unknown)}")
+        if not bucket:
+            raise BadConfiguration("an s3 URL needs a bucket name: s3://bucket/prefix")
+        storage = cls(
+            bucket,
+            endpoint_url=options.get("endpoint_url") or None,
+            region=options.get("region") or None,
+            addressing_style=options.get("addressing_style") or "auto",
+            profile=options.get("profile") or None,
+        )
+        return storage, path
+
+    def describe(self) -> str:
+        return f"s3://{self.bucket}"
+
+    def check(self) -> None:
+        """List at most one key with a client that never retries, so a wrong endpoint fails in seconds.
+
+        A listing rather than head_bucket (both need s3:ListBucket): HEAD answers carry no error code,
+        and the code is what tells rejected credentials from a bucket policy that denies access.
+        """
+        probe = self._make_client(attempts=1, connect_timeout=5, read_timeout=10)
+        try:
+            with self._calls():
+                probe.list_objects_v2(Bucket=self.bucket, MaxKeys=1)
+        finally:
+            probe.close()
+
+    def stat(self, key: str) -> ObjectInfo:
+        with self._calls(key):
+            head = self._client.head_object(Bucket=self.bucket, Key=key)
+        return ObjectInfo(
+            key,
+            head["ContentLength"],
+            _etag(head),
+            head["LastModified"].timestamp(),
+            head.get("ContentType"),
+            head.get("Metadata", {}),
+        )
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        if length == 0:
+            self.stat(key)  # S3 has no empty range, but a missing key must still be NotFound
+            return b""
+        with self._calls(key):
+            body = self._body(key, offset, length)
+            return b"" if body is None else body.read()
+
+    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
+        with self._calls(key):
+            body = self._body(key, offset, None)
+            if body is None:
+                return
+            with contextlib.closing(body):
+                yield from body.iter_chunks(STREAM_CHUNK)
+
+    def write(
+        self,
+        key: str,
+        data: Payload,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        size = payload_size(data)
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data}
+        args.update(_attributes(metadata, content_type))
+        if if_match is not None:
+            args["IfMatch"] = f'"{if_match}"'
+        if if_none_match:
+            args["IfNoneMatch"] = "*"
+        try:
+            with self._calls(key):
+                response = self._client.put_object(**args)
+        except NotFound as exc:
+            if if_match is None:
+                raise
+            # S3 answers If-Match on an absent key with 404; the contract calls that a lost condition.
+            message = f"{key} does not exist, so it cannot match etag {if_match}"
+            raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
+        mtime = _server_time(response)
+        return ObjectInfo(key, size, _etag(response), mtime, content_type, dict(metadata or {}))
+
+    def list(
+        self,
+        prefix: str = "",
+        delimiter: str | None = "/",
+        token: str | None = None,
+        limit: int = 1000,
+    ) -> ListPage:
+        args: dict[str, Any] = {"Bucket": self.bucket, "Prefix": prefix, "MaxKeys": limit}
+        if delimiter:
+            args["Delimiter"] = delimiter
+        if token:
+            args["ContinuationToken"] = token
+        with self._calls():
+            response = self._client.list_objects_v2(**args)
+        return ListPage(
+            objects=[
+                ObjectInfo(item["Key"], item["Size"], _etag(item), item["LastModified"].timestamp())
+                for item in response.get("Contents", [])
+            ],
+            prefixes=[item["Prefix"] for item in response.get("CommonPrefixes", [])],
+            next_token=response.get("NextContinuationToken") if response.get("IsTruncated") else None,
+        )
+
+    def copy(
+        self,
+        src: str,
+        dst: str,
+        *,
+        metadata: dict[str, str] | None = None,
+        content_type: str | None = None,
+    ) -> ObjectInfo:
+        """Stat first: the answer gives the size, and REPLACE must restate the content type.
+
+        Copying onto itself is only legal with REPLACE, which is how chmod is persisted.
+        """
+        source = self.stat(src)
+        kept = source.metadata if metadata is None else metadata
+        kind = content_type or source.content_type
+        replace = metadata is not None or content_type is not None or src == dst
+        args: dict[str, Any] = {
+            "Bucket": self.bucket,
+            "Key": dst,
+            "CopySource": {"Bucket": self.bucket, "Key": src},
+            "MetadataDirective": "REPLACE" if replace else "COPY",
+        }
+        if replace:
+            args.update(_attributes(kept, kind))
+        with self._calls(dst):
+            result = self._client.copy_object(**args)["CopyObjectResult"]
+        mtime = result["LastModified"].timestamp()
+        return ObjectInfo(dst, source.size, _etag(result), mtime, kind, dict(kept or {}))
+
+    def delete(self, key: str) -> None:
+        with self._calls(key):
+            self._client.delete_object(Bucket=self.bucket, Key=key)
+
+    def create_multipart(
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+    ) -> str:
+        with self._calls(key):
+            response = self._client.create_multipart_upload(
+                Bucket=self.bucket, Key=key, **_attributes(metadata, content_type)
+            )
+        return response["UploadId"]
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
+        with self._calls(key):
+            response = self._client.upload_part(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=md5
+            )
+        return UploadedPart(number, _etag(response))
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
+        """Stat after completing: the answer carries neither the size nor the metadata."""
+        listed = [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
+        with self._calls(key):
+            self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
+        return self.stat(key)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        with contextlib.suppress(NotFound), self._calls(key):
+            self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
+
+    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
+        with self._calls():
+            pages = self._client.get_paginator("list_multipart_uploads").paginate(
+                Bucket=self.bucket, Prefix=prefix
+            )
+            return [
+                MultipartUpload(item["Key"], item["UploadId"], item["Initiated"].timestamp())
+                for page in pages
+                for item in page.get("Uploads", [])
+            ]
+
+    def url(self, key: str, expires: int = 3600) -> str:
+        with self._calls(key):
+            return self._client.generate_presigned_url(
+                "get_object", Params={"Bucket": self.bucket, "Key": key}, ExpiresIn=expires
+            )
+
+    def close(self) -> None:
+        self._client.close()
+
+    # -- helpers -------------------------------------------------------------------------
+
+    def _make_client(self, attempts: int, **timeouts: float) -> Any:
+        """A low-level client; checksums only when S3 demands them, since S3-compatibles often reject them."""
+        config = Config(
+            max_pool_connections=32,
+            retries={"mode": "standard", "max_attempts": attempts},
+            s3={"addressing_style": self._addressing_style},
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **timeouts,
+        )
+        return self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
+
+    def _body(self, key: str, offset: int, length: int | None) -> Any:
+        """GET a byte range; None when it starts past the end, which S3 reports as InvalidRange."""
+        ranged = {} if offset == 0 and length is None else {"Range": _byte_range(offset, length)}
+        try:
+            return self._client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
+        except ClientError as exc:
+            if exc.response.get("Error", {}).get("Code") == "InvalidRange":
+                return None
+            raise
+
+    @contextlib.contextmanager
+    def _calls(self, key: str | None = None) -> Iterator[None]:
+        """Turn every SDK failure into a typed error, once for all methods, so no boto type escapes."""
+        try:
+            yield
+        except ClientError as exc:
+            raise self._service_error(exc, key) from exc
+        except BotoCoreError as exc:
+            raise self._sdk_error(exc, key) from exc
+        except OSError as exc:
+            raise Unavailable(f"{self._where(key)}: {exc.strerror or exc}", key=key) from exc
+
+    def _service_error(self, exc: ClientError, key: str | None) -> StorageError:
+        error = exc.response.get("Error", {})
+        meta = exc.response.get("ResponseMetadata", {})
+        status = int(meta.get("HTTPStatusCode") or 0)
+        code = str(error.get("Code") or status)
+        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status)
+        kind = kind or (Unavailable if status >= 500 else StorageError)
+        request_id = meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amz-request-id") or None
+        message = self._explain(kind, code, key, error.get("Message"))
+        return kind(message, key=key, request_id=request_id)
+
+    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
+        """One line a user can act on: which bucket or key, and the service's own error code."""
+        if kind is NotFound and (key is None or code == "NoSuchBucket"):
+            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
+        if kind is NotFound and code == "NoSuchUpload":
+            return f"no multipart upload of {key} with that id"
+        if kind is NotFound:
+            return f"no such key: {key}"
+        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
+            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
+        if kind is PermissionDenied:
+            return f"access denied to {self._where(key)} ({code})"
+        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+
+    def _sdk_error(self, exc: BotoCoreError, key: str | None) -> StorageError:
+        if isinstance(exc, NoCredentialsError):
+            return PermissionDenied(NO_CREDENTIALS, key=key)
+        if isinstance(exc, PartialCredentialsError | CredentialRetrievalError):
+            return PermissionDenied(f"unusable credentials: {_one_line(exc)}", key=key)
+        if isinstance(exc, ParamValidationError):
+            return InvalidKey(f"{self._where(key)}: {_one_line(exc)}", key=key)
+        reason = _unreachable_reason(exc)
+        if reason:
+            return Unavailable(f"cannot reach {self._endpoint}: {reason}", key=key)
+        return Unavailable(f"{self._where(key)}: {_one_line(exc)}", key=key)
+
+    def _where(self, key: str | None) -> str:
+        return f"s3://{self.bucket}/{key}" if key else self.describe()
+
+
+def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, Any]:
+    """Metadata and content type as put, copy (REPLACE) and create-multipart all spell them."""
+    attributes: dict[str, Any] = {"Metadata": dict(metadata or {})}
+    if content_type:
+        attributes["ContentType"] = content_type
+    return attributes
+
+
+def _etag(answer: dict[str, Any]) -> str:
+    return answer["ETag"].strip('"')
+
+
+def _byte_range(offset: int, length: int | None) -> str:
+    return f"bytes={offset}-" if length is None else f"bytes={offset}-{offset + length - 1}"
+
+
+def _server_time(response: dict[str, Any]) -> float:
+    """The service's clock (the Date header) rather than ours, so it agrees with a later stat's mtime."""
+    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
+    try:
+        return parsedate_to_datetime(date).timestamp()
+    except (TypeError, ValueError):
+        return time.time()
+
+
+def _unreachable_reason(exc: BotoCoreError) -> str | None:
+    """Why no answer came, in words, or None when the failure happened after the service answered."""
+    if isinstance(exc, ConnectTimeoutError):
+        return "connection timed out"
+    if isinstance(exc, ReadTimeoutError):
+        return "no answer in time (read timed out)"
+    if not isinstance(exc, SdkConnectionError | HTTPClientError):
+        return None
+    cause: BaseException | None = exc.kwargs.get("error") if isinstance(exc, EndpointConnectionError) else exc
+    while cause is not None:
+        if isinstance(cause, ConnectionRefusedError):
+            return "connection refused"
+        if isinstance(cause, socket.gaierror):
+            return "host name not found"
+        cause = cause.__cause__ or cause.__context__
+    return f"connection failed ({_one_line(exc)})"
+
+
+def _one_line(text: object) -> str:
+    return " ".join(str(text).split())
