@@ -1,0 +1,186 @@
+"""Mount options: long flags, their `-o name=value` twins, and what each layer receives.
+
+`-o` options are parsed here, never handed to libfuse wholesale: those libfuse knows
+(`allow_other`, `ro`, ...) go to `pyfuse3.init`, objfs's own (`uid=`, `umask=`, `nonempty`,
+cache options) configure objfs, and mount(8)'s bookkeeping options are ignored.
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+
+from ..errors import EXIT_USAGE, UserError
+
+FUSE_FLAGS = {"allow_other", "allow_root", "default_permissions", "ro", "auto_unmount"}
+FUSE_PASSTHROUGH = {"noatime", "nodev", "nosuid", "noexec", "dev", "suid", "exec", "atime", "sync", "dirsync"}
+MOUNT8_ONLY = {"rw", "defaults", "auto", "noauto", "user", "nouser", "users", "nofail", "_netdev", "async"}
+
+
+def _octal(text: str) -> int:
+    return int(text, 8)
+
+
+def _flag(_text: str) -> bool:
+    return True
+
+
+@dataclass(frozen=True)
+class Option:
+    """One mount option: its attribute name and how `-o name=value` text converts to it."""
+
+    dest: str
+    convert: Callable[[str], object]
+    takes_value: bool = True
+
+
+OPTIONS: dict[str, Option] = {
+    "uid": Option("uid", int),
+    "gid": Option("gid", int),
+    "umask": Option("umask", _octal),
+    "file_mode": Option("file_mode", _octal),
+    "dir_mode": Option("dir_mode", _octal),
+    "nonempty": Option("nonempty", _flag, takes_value=False),
+    "cache_dir": Option("cache_dir", str),
+    "attr_timeout": Option("attr_timeout", float),
+    "dir_timeout": Option("dir_timeout", float),
+    "exact_listing": Option("exact_listing", _flag, takes_value=False),
+    "max_parallel": Option("max_parallel", int),
+    "endpoint_url": Option("endpoint_url", str),
+    "region": Option("region", str),
+    "addressing_style": Option("addressing_style", str),
+    "profile": Option("profile", str),
+    "allow_other": Option("allow_other", _flag, takes_value=False),
+    "ro": Option("read_only", _flag, takes_value=False),
+}
+STORAGE_OPTIONS = ("endpoint_url", "region", "addressing_style", "profile")
+
+
+def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument(
+        "source", help="what to mount: local:///srv/bucket, s3://bucket/prefix, memory://name"
+    )
+    parser.add_argument("mountpoint", help="an existing, empty directory")
+    parser.add_argument(
+        "-o",
+        dest="options",
+        action="append",
+        default=[],
+        metavar="OPT[,OPT...]",
+        help="mount options as mount(8) passes them; each has a long-flag twin below",
+    )
+    storage = parser.add_argument_group("storage")
+    storage.add_argument("--endpoint-url", help="S3-compatible endpoint, e.g. http://127.0.0.1:9000")
+    storage.add_argument("--region", help="the bucket's region")
+    storage.add_argument("--addressing-style", choices=["auto", "path", "virtual"], help="S3 URL style")
+    storage.add_argument("--profile", help="an AWS profile name from ~/.aws/config (credentials stay there)")
+    attrs = parser.add_argument_group("attributes of objects without metadata")
+    attrs.add_argument("--uid", type=int, help="owner (default: the mounting user)")
+    attrs.add_argument("--gid", type=int, help="group (default: the mounting user's group)")
+    attrs.add_argument("--umask", type=_octal, help="umask for default modes (octal, default 022)")
+    attrs.add_argument("--file-mode", type=_octal, help="mode of files without a stored mode (octal)")
+    attrs.add_argument("--dir-mode", type=_octal, help="mode of directories without a stored mode (octal)")
+    behaviour = parser.add_argument_group("behaviour")
+    behaviour.add_argument("--allow-other", action="store_true", default=None, help="let other users in")
+    behaviour.add_argument("--read-only", "--ro", action="store_true", default=None, help="mount read-only")
+    behaviour.add_argument(
+        "--nonempty",
+        action="store_true",
+        default=None,
+        help="mount over a non-empty directory, hiding its files",
+    )
+    behaviour.add_argument("--cache-dir", help="local state: staging files and metadata records")
+    behaviour.add_argument("--attr-timeout", type=float, help="seconds attributes are trusted (default 1)")
+    behaviour.add_argument("--dir-timeout", type=float, help="seconds names are trusted (default 1)")
+    behaviour.add_argument(
+        "--exact-listing",
+        action="store_true",
+        default=None,
+        help="HEAD objects whose listing lacks metadata (slower ls -l, exact modes)",
+    )
+    behaviour.add_argument("--max-parallel", type=int, help="concurrent storage requests (default 16)")
+    daemon = parser.add_argument_group("process")
+    daemon.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
+    daemon.add_argument("--log-file", help="log here (default: stderr, or cache-dir/objfs.log in background)")
+    daemon.add_argument("--log-level", default="INFO", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
+    daemon.add_argument(
+        "--debug", action="store_true", help="log every operation (same as --log-level DEBUG)"
+    )
+    daemon.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
+
+
+@dataclass
+class MountSpec:
+    """Everything a mount needs, sorted by the layer that uses it."""
+
+    source: str
+    mountpoint: str
+    storage_options: dict[str, str]
+    fs_settings: dict[str, object]
+    fuse_options: set[str] = field(default_factory=set)
+    nonempty: bool = False
+
+
+def apply_o_options(args: argparse.Namespace) -> set[str]:
+    """Fold `-o` options into `args` (an explicit long flag wins); return the libfuse options."""
+    fuse: set[str] = set()
+    for group in args.options:
+        for item in filter(None, (part.strip() for part in group.split(","))):
+            name, has_value, value = item.partition("=")
+            if name in MOUNT8_ONLY or name.startswith("x-"):
+                continue
+            if name in FUSE_PASSTHROUGH or name == "default_permissions":
+                fuse.add(name)
+                continue
+            option = OPTIONS.get(name)
+            if option is None or has_value != option.takes_value:
+                raise UserError(f"unknown or malformed mount option {item!r}", EXIT_USAGE)
+            try:
+                converted = option.convert(value)
+            except ValueError:
+                raise UserError(f"bad value in mount option {item!r}", EXIT_USAGE) from None
+            if getattr(args, option.dest) is None:
+                setattr(args, option.dest, converted)
+    return fuse
+
+
+def default_cache_dir(source: str) -> str:
+    """One directory per source, so remounting the same bucket finds its records again."""
+    base = (
+        "/var/cache/objfs"
+        if os.getuid() == 0
+        else os.path.join(os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache"), "objfs")
+    )
+    return os.path.join(base, hashlib.sha256(source.encode()).hexdigest()[:16])
+
+
+def mount_spec(args: argparse.Namespace) -> MountSpec:
+    fuse = apply_o_options(args)
+    fuse |= {"default_permissions", "subtype=objfs", f"fsname={args.source.replace(',', '_')}"}
+    if args.allow_other:
+        fuse.add("allow_other")
+    if args.read_only:
+        fuse.add("ro")
+    settings = {
+        name: getattr(args, name)
+        for name in (
+            "uid",
+            "gid",
+            "umask",
+            "file_mode",
+            "dir_mode",
+            "attr_timeout",
+            "dir_timeout",
+            "exact_listing",
+            "max_parallel",
+        )
+        if getattr(args, name) is not None
+    }
+    settings["cache_dir"] = os.path.abspath(args.cache_dir or default_cache_dir(args.source))
+    storage = {name: getattr(args, name) for name in STORAGE_OPTIONS if getattr(args, name)}
+    return MountSpec(
+        args.source, os.path.abspath(args.mountpoint), storage, settings, fuse, bool(args.nonempty)
+    )

@@ -1,0 +1,154 @@
+"""The mount process: check everything a user could get wrong, mount, serve, flush, unmount.
+
+`objfs mount` without `--foreground` starts this same program again in the background and
+waits on a pipe until it says the mount answers, or why it could not mount, so the command
+returns only when the directory is usable and exits with the code of the real cause.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import os
+import signal
+import subprocess
+import sys
+from collections.abc import Iterator
+
+import pyfuse3
+import trio
+
+from .errors import EXIT_FAILURE, EXIT_MOUNTPOINT, UserError, from_storage_error
+from .fs.config import FsConfig
+from .fs.model import FileSystem
+from .fuse.operations import Operations
+from .mountpoint import check_mountpoint, pidfile_for
+from .storage.base import StorageError
+from .storage.registry import Location, open_location
+
+log = logging.getLogger(__name__)
+
+
+class Readiness:
+    """Tells whoever started the mount that it answers, or the one line saying why it failed."""
+
+    def __init__(self, fd: int | None) -> None:
+        self._fd = fd
+
+    def _send(self, line: str) -> None:
+        if self._fd is None:
+            return
+        with contextlib.suppress(OSError):
+            os.write(self._fd, line.encode() + b"\n")
+            os.close(self._fd)
+        self._fd = None
+
+    def ready(self) -> None:
+        self._send("ok")
+
+    def failed(self, error: UserError) -> None:
+        self._send(f"error {error.exit_code} {error}")
+
+
+def prepare(spec_source: str, mountpoint: str, storage_options: dict[str, str], nonempty: bool) -> Location:
+    """Every check that can fail for a user mistake, done before anything is mounted."""
+    check_mountpoint(mountpoint, nonempty=nonempty)
+    try:
+        location = open_location(spec_source, storage_options)
+        location.storage.check()
+    except StorageError as exc:
+        raise from_storage_error(exc) from None
+    return location
+
+
+def serve(
+    location: Location, mountpoint: str, settings: dict, fuse_options: set[str], readiness: Readiness
+) -> None:
+    config = FsConfig(prefix=location.prefix, **settings)
+    fs = FileSystem(location.storage, config)
+    ops = Operations(fs, attr_timeout=config.attr_timeout, entry_timeout=config.dir_timeout)
+    pid_path = pidfile_for(mountpoint)  # resolving the path once mounted would wait on this very process
+    try:
+        pyfuse3.init(ops, mountpoint, fuse_options)
+    except RuntimeError as exc:
+        raise UserError(f"cannot mount on {mountpoint}: {exc}", EXIT_MOUNTPOINT) from None
+    with pidfile(pid_path):
+        try:
+            trio.run(_run, fs, mountpoint, readiness)
+        finally:
+            pyfuse3.close(unmount=True)
+            fs.records.close()
+            location.storage.close()
+
+
+async def _run(fs: FileSystem, mountpoint: str, readiness: Readiness) -> None:
+    async with trio.open_nursery() as nursery:
+        await fs.start(nursery)
+        nursery.start_soon(_stop_on_signal)
+        nursery.start_soon(_announce_when_answering, mountpoint, readiness)
+        await pyfuse3.main()
+        log.info("unmounted %s; storing pending changes", mountpoint)
+        await fs.sync()
+        nursery.cancel_scope.cancel()
+
+
+async def _stop_on_signal() -> None:
+    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+        async for signum in signals:
+            log.info("%s: flushing and unmounting", signal.Signals(signum).name)
+            pyfuse3.terminate()
+            return
+
+
+async def _announce_when_answering(mountpoint: str, readiness: Readiness) -> None:
+    """The mount answers once a stat of its root is served by this process."""
+    await trio.to_thread.run_sync(os.stat, mountpoint)
+    log.info("mounted on %s", mountpoint)
+    readiness.ready()
+
+
+@contextlib.contextmanager
+def pidfile(path: str) -> Iterator[None]:
+    os.makedirs(os.path.dirname(path), exist_ok=True)
+    with open(path, "w", encoding="ascii") as out:
+        out.write(f"{os.getpid()}\n")
+    try:
+        yield
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(path)
+
+
+def start_in_background(argv: list[str], log_file: str) -> int:
+    """Run `objfs mount ... --foreground` detached; return once it reports, with its exit code."""
+    read_end, write_end = os.pipe()
+    os.makedirs(os.path.dirname(log_file), exist_ok=True)
+    with open(log_file, "ab") as log_out:
+        subprocess.Popen(
+            [
+                sys.executable,
+                "-m",
+                "objfs",
+                *argv,
+                "--foreground",
+                "--ready-fd",
+                str(write_end),
+                "--log-file",
+                log_file,
+            ],
+            stdin=subprocess.DEVNULL,
+            stdout=log_out,
+            stderr=log_out,
+            pass_fds=(write_end,),
+            start_new_session=True,
+        )
+    os.close(write_end)
+    with os.fdopen(read_end, "r") as reply:
+        line = reply.readline().strip()
+    if line == "ok":
+        return 0
+    status, _, rest = line.partition(" ")
+    if status == "error":
+        code, _, message = rest.partition(" ")
+        raise UserError(message, int(code))
+    raise UserError(f"the mount process exited before mounting; see {log_file}", EXIT_FAILURE)

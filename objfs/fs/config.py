@@ -1,0 +1,41 @@
+"""The settings of one mount that shape the filesystem model (not how it is mounted)."""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class FsConfig:
+    """Defaults for objects that carry no POSIX metadata, timeouts, and where local state lives."""
+
+    cache_dir: str
+    prefix: str = ""
+    uid: int = os.getuid()
+    gid: int = os.getgid()
+    umask: int = 0o022
+    file_mode: int | None = None
+    dir_mode: int | None = None
+    attr_timeout: float = 1.0
+    dir_timeout: float = 1.0
+    exact_listing: bool = False
+    max_parallel: int = 16
+    metadata_delay: float = 0.2
+    """How long a chmod/chown/utime waits for the next one, so `cp -p` costs one self-copy."""
+
+    @property
+    def default_file_mode(self) -> int:
+        return self.file_mode if self.file_mode is not None else 0o666 & ~self.umask
+
+    @property
+    def default_dir_mode(self) -> int:
+        return self.dir_mode if self.dir_mode is not None else 0o777 & ~self.umask
+
+    @property
+    def staging_dir(self) -> str:
+        return os.path.join(self.cache_dir, "staging")
+
+    @property
+    def records_path(self) -> str:
+        return os.path.join(self.cache_dir, "records.sqlite")

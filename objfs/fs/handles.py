@@ -1,0 +1,82 @@
+"""Open files: the staging file that collects writes until they are uploaded, and file handles.
+
+Object stores replace whole objects, so a file being written lives in a local staging file
+(in the cache directory, never in memory) and is uploaded as one object on flush, fsync and
+close. Several handles of one file share one staging file, so they see each other's writes.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from typing import BinaryIO
+
+READ_WINDOW = 1024 * 1024
+
+
+class Staging:
+    """A local copy of one file's bytes; `dirty` while it holds changes not yet in the bucket."""
+
+    def __init__(self, directory: str) -> None:
+        os.makedirs(directory, exist_ok=True)
+        fd, self.path = tempfile.mkstemp(prefix="staged-", dir=directory)
+        self._fd = fd
+        self.dirty = False
+
+    @property
+    def size(self) -> int:
+        return os.fstat(self._fd).st_size
+
+    def read(self, offset: int, length: int) -> bytes:
+        return os.pread(self._fd, length, offset)
+
+    def write(self, offset: int, data: bytes) -> int:
+        written = os.pwrite(self._fd, data, offset)
+        self.dirty = True
+        return written
+
+    def truncate(self, size: int) -> None:
+        os.ftruncate(self._fd, size)
+        self.dirty = True
+
+    def fill_from(self, chunks: Iterable[bytes]) -> None:
+        """Load the object's current bytes before the first write; does not make it dirty."""
+        offset = 0
+        for chunk in chunks:
+            offset += os.pwrite(self._fd, chunk, offset)
+
+    def open_for_upload(self) -> BinaryIO:
+        """An independent reader at offset 0, so an upload never races the writers' offsets."""
+        return open(self.path, "rb")
+
+    def discard(self) -> None:
+        os.close(self._fd)
+        os.unlink(self.path)
+
+
+@dataclass
+class ReadWindow:
+    """The last range fetched for a handle, so sequential small reads cost one request per window."""
+
+    offset: int = 0
+    data: bytes = b""
+    reaches_eof: bool = False
+
+    def slice(self, offset: int, length: int) -> bytes | None:
+        start = offset - self.offset
+        if start < 0 or (start + length > len(self.data) and not self.reaches_eof):
+            return None
+        return self.data[start : start + length]
+
+
+@dataclass
+class Handle:
+    """One `open()` of a file."""
+
+    fh: int
+    ino: int
+    writable: bool
+    append: bool = False
+    window: ReadWindow = field(default_factory=ReadWindow)

@@ -1,0 +1,127 @@
+"""How paths become keys and POSIX attributes become object metadata.
+
+Metadata uses s3fs's names and formats (`mode` in decimal with the file-type bits, `uid`,
+`gid`, `mtime` in seconds) so a bucket written by objfs mounts under s3fs with the same
+attributes, and the reverse; rclone's fractional `mtime` reads the same way.
+"""
+
+from __future__ import annotations
+
+import stat
+from dataclasses import dataclass
+from datetime import datetime
+
+NAME_MAX = 255
+DIR_CONTENT_TYPE = "application/x-directory"
+NS = 1_000_000_000
+
+
+def key_of(prefix: str, path: str) -> str:
+    """The object key of the file at `path` (relative to the mount root, '' for the root)."""
+    if not prefix:
+        return path
+    return f"{prefix}/{path}" if path else prefix
+
+
+def dir_key(prefix: str, path: str) -> str:
+    """The key prefix under which a directory's children live (and its marker's key)."""
+    key = key_of(prefix, path)
+    return f"{key}/" if key else ""
+
+
+def child_path(parent: str, name: str) -> str:
+    return f"{parent}/{name}" if parent else name
+
+
+def parent_of(path: str) -> str:
+    return path.rpartition("/")[0]
+
+
+def name_problem(name: str) -> str | None:
+    """Why `name` (one key segment) cannot be a file name, or None when it can."""
+    if name in ("", ".", ".."):
+        return f"segment {name!r} is not a file name"
+    if "\0" in name:
+        return "contains a NUL byte"
+    if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+        return f"segment longer than {NAME_MAX} bytes"
+    return None
+
+
+@dataclass
+class PosixMeta:
+    """The POSIX attributes an object's user metadata can carry; None where it carries nothing."""
+
+    mode: int | None = None
+    uid: int | None = None
+    gid: int | None = None
+    mtime_ns: int | None = None
+    atime_ns: int | None = None
+
+
+def format_time(ns: int) -> str:
+    """Whole seconds as s3fs writes them, with nanoseconds after a dot when there are any."""
+    sec, frac = divmod(ns, NS)
+    return f"{sec}.{frac:09d}" if frac else str(sec)
+
+
+def parse_time(text: str) -> int | None:
+    """Seconds (s3fs), fractional seconds (rclone) or an ISO 8601 time, as nanoseconds."""
+    text = text.strip()
+    try:
+        sec, _, frac = text.partition(".")
+        return int(sec) * NS + int((frac + "000000000")[:9] or 0)
+    except ValueError:
+        pass
+    try:
+        moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
+    except ValueError:
+        return None
+    return int(moment.timestamp()) * NS + moment.microsecond * 1000
+
+
+def _parse_int(text: str | None) -> int | None:
+    if text is None:
+        return None
+    try:
+        return int(text.strip())
+    except ValueError:
+        return None
+
+
+def decode_meta(metadata: dict[str, str] | None) -> PosixMeta:
+    """Read POSIX attributes from user metadata; unparsable values count as absent."""
+    md = {k.lower(): v for k, v in (metadata or {}).items()}
+    mtime = md.get("mtime")
+    atime = md.get("atime")
+    return PosixMeta(
+        mode=_parse_int(md.get("mode")),
+        uid=_parse_int(md.get("uid")),
+        gid=_parse_int(md.get("gid")),
+        mtime_ns=parse_time(mtime) if mtime else None,
+        atime_ns=parse_time(atime) if atime else None,
+    )
+
+
+def encode_meta(meta: PosixMeta, base: dict[str, str] | None = None) -> dict[str, str]:
+    """`base` (the object's other user metadata) with the POSIX attributes written over it."""
+    out = {k.lower(): v for k, v in (base or {}).items()}
+    if meta.mode is not None:
+        out["mode"] = str(meta.mode)
+    if meta.uid is not None:
+        out["uid"] = str(meta.uid)
+    if meta.gid is not None:
+        out["gid"] = str(meta.gid)
+    if meta.mtime_ns is not None:
+        out["mtime"] = format_time(meta.mtime_ns)
+    if meta.atime_ns is not None:
+        out["atime"] = format_time(meta.atime_ns)
+    return out
+
+
+def is_dir_mode(mode: int | None) -> bool:
+    return mode is not None and stat.S_ISDIR(mode)
+
+
+def is_link_mode(mode: int | None) -> bool:
+    return mode is not None and stat.S_ISLNK(mode)

@@ -1,0 +1,724 @@
+"""The filesystem model: POSIX operations carried out on objects, testable without FUSE.
+
+Every method works on inode numbers and names as the kernel gives them, raises `OSError`
+with the errno a caller should see (or a `StorageError`, whose class carries its errno), and
+runs every storage call in a worker thread behind one capacity limiter, so a slow request
+never stalls the event loop or the requests beside it.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import errno
+import itertools
+import logging
+import mimetypes
+import os
+import stat
+import time
+from collections.abc import AsyncIterator, Callable
+from dataclasses import dataclass
+from functools import partial
+from typing import Any, TypeVar
+
+import trio
+
+from ..cache.records import MetadataRecords
+from ..storage.base import NotFound, ObjectInfo, Storage, StorageError
+from .config import FsConfig
+from .handles import READ_WINDOW, Handle, ReadWindow, Staging
+from .inodes import ROOT_INO, InodeTable, Node
+from .mapping import (
+    DIR_CONTENT_TYPE,
+    NAME_MAX,
+    NS,
+    child_path,
+    decode_meta,
+    dir_key,
+    encode_meta,
+    is_dir_mode,
+    key_of,
+    name_problem,
+)
+
+log = logging.getLogger(__name__)
+T = TypeVar("T")
+POSIX_NAMES = ("mode", "uid", "gid", "mtime", "atime")
+RENAME_NOREPLACE = 1  # linux/fs.h; RENAME_EXCHANGE cannot be done with copies
+
+
+def fail(code: int, detail: str = "") -> OSError:
+    return OSError(code, f"{os.strerror(code)}{': ' + detail if detail else ''}")
+
+
+@dataclass(frozen=True)
+class StatFs:
+    """Figures for `df`: object stores have no fixed size, so a large, constant capacity."""
+
+    block_size: int = 4096
+    blocks: int = 2**40 // 4096
+    files: int = 2**32
+    name_max: int = NAME_MAX
+
+
+@dataclass
+class DirHandle:
+    ino: int
+    entries: list[tuple[str, Node]] | None = None
+
+
+class FileSystem:
+    """One mounted bucket prefix."""
+
+    def __init__(self, storage: Storage, config: FsConfig) -> None:
+        self.storage = storage
+        self.config = config
+        self.records = MetadataRecords(config.records_path)
+        self.limiter = trio.CapacityLimiter(config.max_parallel)
+        now = time.time_ns()
+        root = Node(
+            ROOT_INO,
+            "",
+            stat.S_IFDIR | config.default_dir_mode,
+            config.uid,
+            config.gid,
+            mtime_ns=now,
+            atime_ns=now,
+            ctime_ns=now,
+            explicit=True,
+            lookups=1,
+        )
+        self.inodes = InodeTable(root)
+        self.handles: dict[int, Handle] = {}
+        self.dir_handles: dict[int, DirHandle] = {}
+        self._fh = itertools.count(1)
+        self._meta_pending: dict[int, Node] = {}
+        self._meta_wakeup = trio.Event()
+        self._warned: set[str] = set()
+
+    # -- plumbing ------------------------------------------------------------------------
+
+    async def _io(self, fn: Callable[..., T], *args: Any, **kwargs: Any) -> T:
+        return await trio.to_thread.run_sync(partial(fn, *args, **kwargs), limiter=self.limiter)
+
+    def key(self, node: Node) -> str:
+        return (
+            dir_key(self.config.prefix, node.path) if node.is_dir else key_of(self.config.prefix, node.path)
+        )
+
+    def node(self, ino: int) -> Node:
+        found = self.inodes.get(ino)
+        if found is None:
+            raise fail(errno.ESTALE, f"inode {ino}")
+        return found
+
+    def _dir(self, ino: int) -> Node:
+        node = self.node(ino)
+        if not node.is_dir:
+            raise fail(errno.ENOTDIR, node.path)
+        return node
+
+    def _warn_once(self, key: str, why: str) -> None:
+        if key not in self._warned:
+            self._warned.add(key)
+            log.warning("skipping key %r: %s", key, why)
+
+    @staticmethod
+    def _check_name(name: str) -> None:
+        if len(name.encode("utf-8", "surrogateescape")) > NAME_MAX:
+            raise fail(errno.ENAMETOOLONG, name[:40] + "...")
+
+    async def start(self, nursery: trio.Nursery) -> None:
+        """Run the background task that coalesces metadata writes."""
+        nursery.start_soon(self._metadata_flusher)
+
+    # -- attributes from objects -----------------------------------------------------------
+
+    def _new_node(self, path: str, mode: int) -> Node:
+        return Node(self.inodes.new_ino(), path, mode, self.config.uid, self.config.gid)
+
+    def _node_at(self, path: str, is_dir: bool) -> Node:
+        """The node for `path`, replacing a known one whose kind (file or directory) changed."""
+        node = self.inodes.at(path)
+        if node is not None and node.is_dir == is_dir:
+            return node
+        if node is not None:
+            self.inodes.detach(node)
+        kind = (
+            stat.S_IFDIR | self.config.default_dir_mode
+            if is_dir
+            else stat.S_IFREG | self.config.default_file_mode
+        )
+        return self.inodes.add(self._new_node(path, kind))
+
+    def _known_metadata(self, info: ObjectInfo) -> dict[str, str] | None:
+        if info.metadata is not None:
+            return info.metadata
+        return self.records.get(info.key, info.etag)
+
+    def _apply_info(self, node: Node, info: ObjectInfo, metadata: dict[str, str] | None) -> None:
+        """Take size, etag and POSIX attributes from an object, keeping local unsaved changes."""
+        if node.dirty or node.ino in self._meta_pending:
+            return
+        meta = decode_meta(metadata)
+        kind = stat.S_IFMT(meta.mode) if meta.mode and not node.is_dir else stat.S_IFMT(node.mode)
+        default = self.config.default_dir_mode if node.is_dir else self.config.default_file_mode
+        node.mode = kind | (stat.S_IMODE(meta.mode) if meta.mode is not None else default)
+        node.uid = meta.uid if meta.uid is not None else self.config.uid
+        node.gid = meta.gid if meta.gid is not None else self.config.gid
+        node.mtime_ns = meta.mtime_ns or int(info.mtime * NS)
+        node.atime_ns = meta.atime_ns or node.mtime_ns
+        node.ctime_ns = max(node.mtime_ns, int(info.mtime * NS))
+        node.etag = info.etag
+        node.content_type = info.content_type
+        node.extra_meta = {k: v for k, v in (metadata or {}).items() if k.lower() not in POSIX_NAMES}
+        node.meta_known = metadata is not None
+        if node.is_dir:
+            node.explicit = True
+        else:
+            node.size = info.size
+        if metadata is not None and info.metadata is not None:
+            self.records.put(info.key, info.etag, metadata)
+        node.mark_fresh()
+
+    def _file_node(self, path: str, info: ObjectInfo, metadata: dict[str, str] | None) -> Node:
+        node = self._node_at(path, is_dir=is_dir_mode(decode_meta(metadata).mode))
+        self._apply_info(node, info, metadata)
+        return node
+
+    def _dir_node(self, path: str, marker: ObjectInfo | None) -> Node:
+        node = self._node_at(path, is_dir=True)
+        if marker is not None:
+            self._apply_info(node, marker, self._known_metadata(marker))
+        elif not node.explicit and not node.mtime_ns:
+            node.mtime_ns = node.atime_ns = node.ctime_ns = self.inodes[ROOT_INO].mtime_ns
+        node.mark_fresh()
+        return node
+
+    # -- finding names -------------------------------------------------------------------------
+
+    async def _probe(self, path: str) -> Node | None:
+        """What `path` is in the bucket: one HEAD of the key and one LIST of `key/`, in parallel."""
+        key = key_of(self.config.prefix, path)
+        found: dict[str, Any] = {}
+
+        async def head() -> None:
+            with contextlib.suppress(NotFound):
+                found["info"] = await self._io(self.storage.stat, key)
+
+        async def children() -> None:
+            found["page"] = await self._io(self.storage.list, key + "/", "/", None, 1)
+
+        async with trio.open_nursery() as nursery:
+            nursery.start_soon(head)
+            nursery.start_soon(children)
+        page, info = found["page"], found.get("info")
+        if page.objects or page.prefixes:
+            marker = page.objects[0] if page.objects and page.objects[0].key == key + "/" else None
+            if marker is not None and self._known_metadata(marker) is None:
+                marker = await self._io(self.storage.stat, marker.key)
+            if info is not None:
+                self._warn_once(
+                    key, f"an object and a directory share the name; showing the directory {key}/"
+                )
+            return self._dir_node(path, marker)
+        if info is not None:
+            return self._file_node(path, info, info.metadata)
+        return None
+
+    async def _find(self, parent: Node, name: str) -> Node | None:
+        self._check_name(name)
+        path = child_path(parent.path, name)
+        node = self.inodes.at(path)
+        if node is not None and (node.is_fresh(self.config.attr_timeout) or not node.uploaded or node.dirty):
+            return node
+        return await self._probe(path)
+
+    async def _existing(self, parent_ino: int, name: str) -> Node:
+        node = await self._find(self._dir(parent_ino), name)
+        if node is None:
+            raise fail(errno.ENOENT, name)
+        return node
+
+    async def lookup(self, parent_ino: int, name: str) -> Node:
+        """Resolve a name; the caller counts the kernel's lookup when it replies."""
+        return await self._existing(parent_ino, name)
+
+    async def getattr(self, ino: int) -> Node:
+        node = self.node(ino)
+        if node.ino == ROOT_INO or node.is_fresh(self.config.attr_timeout) or not node.uploaded or node.dirty:
+            return node
+        fresh = await self._probe(node.path)
+        if fresh is None:
+            if node.open_count:
+                return node
+            raise fail(errno.ENOENT, node.path)
+        return fresh if fresh.ino == ino else node
+
+    def count_lookup(self, node: Node) -> None:
+        node.lookups += 1
+
+    def forget(self, ino: int, count: int) -> None:
+        self.inodes.forget(ino, count)
+
+    # -- directories -------------------------------------------------------------------------
+
+    async def opendir(self, ino: int) -> int:
+        self._dir(ino)
+        fh = next(self._fh)
+        self.dir_handles[fh] = DirHandle(ino)
+        return fh
+
+    async def readdir(self, fh: int, start: int) -> list[tuple[str, Node]]:
+        """Entries from index `start`; the listing is taken once per open, so offsets stay stable."""
+        handle = self.dir_handles[fh]
+        if handle.entries is None:
+            handle.entries = await self._list_dir(self._dir(handle.ino))
+        return handle.entries[start:]
+
+    def releasedir(self, fh: int) -> None:
+        self.dir_handles.pop(fh, None)
+
+    async def _list_all(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
+        objects: list[ObjectInfo] = []
+        prefixes: list[str] = []
+        token = None
+        while True:
+            page = await self._io(self.storage.list, prefix, "/", token, 1000)
+            objects += page.objects
+            prefixes += page.prefixes
+            token = page.next_token
+            if not token:
+                return objects, prefixes
+
+    async def _list_dir(self, node: Node) -> list[tuple[str, Node]]:
+        """One delimiter listing per 1000 entries; attributes from it and the metadata records."""
+        prefix = dir_key(self.config.prefix, node.path)
+        objects, prefixes = await self._list_all(prefix)
+        entries: dict[str, Node] = {}
+        for sub in prefixes:
+            name = self._entry_name(sub[len(prefix) : -1], sub)
+            if name is not None:
+                entries[name] = self._dir_node(child_path(node.path, name), None)
+        metadata = await self._listing_metadata(objects)
+        for info in objects:
+            name = info.key[len(prefix) :]
+            if not name:
+                self._apply_info(node, info, metadata.get(info.key))
+                continue
+            if self._entry_name(name, info.key) is None:
+                continue
+            if name in entries:
+                self._warn_once(info.key, f"an object and a directory share the name; showing {info.key}/")
+                continue
+            entries[name] = self._file_node(child_path(node.path, name), info, metadata.get(info.key))
+        for child in self.inodes.children(node.path):
+            if not child.uploaded and not child.unlinked:
+                entries.setdefault(child.path.rpartition("/")[2], child)
+        return sorted(entries.items())
+
+    def _entry_name(self, name: str, key: str) -> str | None:
+        problem = name_problem(name)
+        if problem:
+            self._warn_once(key, problem)
+            return None
+        return name
+
+    async def _listing_metadata(self, objects: list[ObjectInfo]) -> dict[str, dict[str, str] | None]:
+        """User metadata per key: from the listing, the records, or (with exact listing) a HEAD."""
+        known = {info.key: self._known_metadata(info) for info in objects}
+        missing = [key for key, md in known.items() if md is None]
+        if not self.config.exact_listing or not missing:
+            return known
+
+        async def head(key: str) -> None:
+            with contextlib.suppress(NotFound):
+                known[key] = (await self._io(self.storage.stat, key)).metadata
+
+        async with trio.open_nursery() as nursery:
+            for key in missing:
+                nursery.start_soon(head, key)
+        return known
+
+    async def mkdir(self, parent_ino: int, name: str, mode: int, uid: int, gid: int) -> Node:
+        path = await self._free_path(parent_ino, name)
+        node = self._new_node(path, stat.S_IFDIR | stat.S_IMODE(mode))
+        node.uid, node.gid, node.explicit = uid, gid, True
+        node.touch()
+        await self._write_marker(node)
+        self.inodes.add(node)
+        return node
+
+    async def _free_path(self, parent_ino: int, name: str) -> str:
+        parent = self._dir(parent_ino)
+        if await self._find(parent, name) is not None:
+            raise fail(errno.EEXIST, name)
+        return child_path(parent.path, name)
+
+    async def _write_marker(self, node: Node) -> None:
+        metadata = encode_meta(node.posix_meta(), node.extra_meta)
+        info = await self._io(
+            self.storage.write, self.key(node), b"", metadata=metadata, content_type=DIR_CONTENT_TYPE
+        )
+        self._saved(node, info, metadata)
+
+    def _saved(self, node: Node, info: ObjectInfo, metadata: dict[str, str]) -> None:
+        """Record what this host just stored, so listings show it without a HEAD."""
+        node.etag = info.etag
+        node.meta_known = True
+        self.records.put(info.key, info.etag, metadata)
+        self._meta_pending.pop(node.ino, None)
+        node.mark_fresh()
+
+    async def rmdir(self, parent_ino: int, name: str) -> None:
+        node = await self._existing(parent_ino, name)
+        if not node.is_dir:
+            raise fail(errno.ENOTDIR, name)
+        if await self._has_children(node):
+            raise fail(errno.ENOTEMPTY, name)
+        await self._io(self.storage.delete, self.key(node))
+        self._gone(node)
+
+    async def _has_children(self, node: Node) -> bool:
+        if any(not c.uploaded and not c.unlinked for c in self.inodes.children(node.path)):
+            return True
+        marker = self.key(node)
+        page = await self._io(self.storage.list, marker, "/", None, 2)
+        return bool(page.prefixes) or any(o.key != marker for o in page.objects)
+
+    def _gone(self, node: Node) -> None:
+        self.records.forget(self.key(node))
+        node.unlinked = True
+        self._meta_pending.pop(node.ino, None)
+        self.inodes.detach(node)
+        if node.staging is not None and node.open_count == 0:
+            node.staging.discard()
+            node.staging = None
+        self.inodes.drop_if_unused(node)
+
+    # -- files ---------------------------------------------------------------------------------
+
+    def _new_handle(self, node: Node, flags: int) -> Handle:
+        writable = flags & os.O_ACCMODE in (os.O_WRONLY, os.O_RDWR)
+        handle = Handle(next(self._fh), node.ino, writable, append=bool(flags & os.O_APPEND))
+        self.handles[handle.fh] = handle
+        node.open_count += 1
+        return handle
+
+    async def create(
+        self, parent_ino: int, name: str, mode: int, flags: int, uid: int, gid: int
+    ) -> tuple[Handle, Node]:
+        path = await self._free_path(parent_ino, name)
+        node = self._new_node(path, stat.S_IFREG | stat.S_IMODE(mode))
+        node.uid, node.gid = uid, gid
+        node.content_type = mimetypes.guess_type(name)[0]
+        node.meta_known = True
+        node.touch()
+        node.atime_ns = node.mtime_ns
+        node.staging = Staging(self.config.staging_dir)
+        node.staging.dirty = True
+        node.mark_fresh()
+        self.inodes.add(node)
+        return self._new_handle(node, flags), node
+
+    async def open(self, ino: int, flags: int) -> Handle:
+        node = self.node(ino)
+        if node.is_dir:
+            raise fail(errno.EISDIR, node.path)
+        handle = self._new_handle(node, flags)
+        if flags & os.O_TRUNC and handle.writable and (node.size or not node.uploaded):
+            await self._truncate(node, 0)
+        return handle
+
+    async def _staging(self, node: Node) -> Staging:
+        """The node's staging file, filled with the object's bytes the first time it is needed."""
+        async with node.lock:
+            if node.staging is None:
+                staging = Staging(self.config.staging_dir)
+                if node.uploaded and node.size:
+                    chunks = self.storage.read_stream(self.key(node))
+                    await self._io(staging.fill_from, chunks)
+                node.staging = staging
+            return node.staging
+
+    async def read(self, fh: int, offset: int, length: int) -> bytes:
+        handle = self.handles[fh]
+        node = self.node(handle.ino)
+        if node.staging is not None:
+            return node.staging.read(offset, length)
+        if not node.uploaded or offset >= node.size:
+            return b""
+        hit = handle.window.slice(offset, length)
+        if hit is not None:
+            return hit
+        want = max(length, READ_WINDOW)
+        data = await self._io(self.storage.read, self.key(node), offset, want)
+        handle.window = ReadWindow(offset, data, reaches_eof=len(data) < want)
+        return data[:length]
+
+    async def write(self, fh: int, offset: int, data: bytes) -> int:
+        handle = self.handles[fh]
+        node = self.node(handle.ino)
+        staging = await self._staging(node)
+        if handle.append:
+            offset = staging.size
+        written = staging.write(offset, data)
+        node.size = staging.size
+        node.touch()
+        return written
+
+    async def flush(self, fh: int) -> None:
+        """Close-to-open: when close returns 0, the object holds what was written."""
+        await self._upload(self.node(self.handles[fh].ino))
+
+    async def fsync(self, fh: int) -> None:
+        await self.flush(fh)
+
+    async def release(self, fh: int) -> None:
+        handle = self.handles.pop(fh)
+        node = self.node(handle.ino)
+        node.open_count -= 1
+        try:
+            await self._upload(node)
+        except (OSError, StorageError) as exc:
+            log.error("upload of %s failed at close, staged data kept: %s", self.key(node), exc)
+        if node.open_count == 0 and node.staging is not None and (node.unlinked or not node.dirty):
+            node.staging.discard()
+            node.staging = None
+        self.inodes.drop_if_unused(node)
+
+    async def _upload(self, node: Node) -> None:
+        """Store the staging file as the object, with the node's metadata in the same request."""
+        async with node.lock:
+            staging = node.staging
+            if staging is None or not staging.dirty or node.unlinked:
+                return
+            metadata = encode_meta(node.posix_meta(), node.extra_meta)
+            staging.dirty = False
+            try:
+                with staging.open_for_upload() as body:
+                    info = await self._io(
+                        self.storage.write,
+                        self.key(node),
+                        body,
+                        metadata=metadata,
+                        content_type=node.content_type,
+                    )
+            except StorageError as exc:
+                staging.dirty = True
+                log.error("upload of %s failed: %s (request id %s)", self.key(node), exc, exc.request_id)
+                raise fail(errno.EIO, f"upload of {self.key(node)} failed") from exc
+            node.size = info.size if not staging.dirty else node.size
+            self._saved(node, info, metadata)
+
+    async def _truncate(self, node: Node, size: int) -> None:
+        if node.is_dir:
+            raise fail(errno.EISDIR, node.path)
+        if size == 0 and node.staging is None:
+            node.staging = Staging(self.config.staging_dir)
+            node.staging.dirty = True
+        staging = await self._staging(node)
+        staging.truncate(size)
+        node.size = size
+        node.touch()
+        if node.open_count == 0:
+            await self._upload(node)
+            staging.discard()
+            node.staging = None
+
+    async def setattr(
+        self,
+        ino: int,
+        *,
+        mode: int | None = None,
+        uid: int | None = None,
+        gid: int | None = None,
+        size: int | None = None,
+        atime_ns: int | None = None,
+        mtime_ns: int | None = None,
+    ) -> Node:
+        node = self.node(ino)
+        if size is not None:
+            await self._truncate(node, size)
+        if mode is not None:
+            node.mode = stat.S_IFMT(node.mode) | stat.S_IMODE(mode)
+        node.uid = node.uid if uid is None else uid
+        node.gid = node.gid if gid is None else gid
+        node.mtime_ns = node.mtime_ns if mtime_ns is None else mtime_ns
+        node.atime_ns = node.atime_ns if atime_ns is None else atime_ns
+        if (mode, uid, gid, mtime_ns, atime_ns) != (None,) * 5:
+            node.ctime_ns = time.time_ns()
+            self._schedule_metadata(node)
+        return node
+
+    # -- metadata changes, coalesced -----------------------------------------------------------
+
+    def _schedule_metadata(self, node: Node) -> None:
+        """Persist soon, in one request however many changes arrive: a dirty file carries it itself."""
+        if node.dirty or (node.ino == ROOT_INO and not self.config.prefix):
+            return
+        self._meta_pending[node.ino] = node
+        self._meta_wakeup.set()
+
+    async def _metadata_flusher(self) -> None:
+        while True:
+            await self._meta_wakeup.wait()
+            self._meta_wakeup = trio.Event()
+            await trio.sleep(self.config.metadata_delay)
+            await self.flush_metadata()
+
+    async def flush_metadata(self) -> None:
+        pending, self._meta_pending = self._meta_pending, {}
+        for node in pending.values():
+            try:
+                await self._persist_metadata(node)
+            except StorageError as exc:
+                log.error("saving attributes of %s failed: %s", self.key(node), exc)
+                self._meta_pending[node.ino] = node
+
+    async def _persist_metadata(self, node: Node) -> None:
+        async with node.lock:
+            if node.unlinked or node.dirty:
+                return
+            if node.is_dir:
+                await self._write_marker(node)
+                return
+            key = self.key(node)
+            if not node.meta_known:
+                current = await self._io(self.storage.stat, key)
+                node.extra_meta = {k: v for k, v in (current.metadata or {}).items() if k not in POSIX_NAMES}
+            metadata = encode_meta(node.posix_meta(), node.extra_meta)
+            info = await self._io(
+                self.storage.copy, key, key, metadata=metadata, content_type=node.content_type
+            )
+            self._saved(node, info, metadata)
+
+    async def sync(self) -> None:
+        """Store every pending change: metadata and dirty files, open or not (for unmount)."""
+        await self.flush_metadata()
+        for node in [n for n in self.inodes.under("", include_self=False) if n.dirty]:
+            await self._upload(node)
+
+    # -- names ---------------------------------------------------------------------------------
+
+    async def unlink(self, parent_ino: int, name: str) -> None:
+        node = await self._existing(parent_ino, name)
+        if node.is_dir:
+            raise fail(errno.EISDIR, name)
+        if node.open_count and node.staging is None:
+            await self._staging(node)
+        if node.uploaded:
+            await self._io(self.storage.delete, self.key(node))
+        self._gone(node)
+
+    async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Node:
+        path = await self._free_path(parent_ino, name)
+        node = self._new_node(path, stat.S_IFLNK | 0o777)
+        node.uid, node.gid, node.symlink_target = uid, gid, target
+        node.size = len(os.fsencode(target))
+        node.touch()
+        metadata = encode_meta(node.posix_meta())
+        info = await self._io(self.storage.write, self.key(node), os.fsencode(target), metadata=metadata)
+        self._saved(node, info, metadata)
+        self.inodes.add(node)
+        return node
+
+    async def readlink(self, ino: int) -> str:
+        node = self.node(ino)
+        if not node.is_link:
+            raise fail(errno.EINVAL, node.path)
+        if node.symlink_target is None:
+            node.symlink_target = os.fsdecode(await self._io(self.storage.read, self.key(node)))
+        return node.symlink_target
+
+    async def rename(
+        self, old_parent: int, old_name: str, new_parent: int, new_name: str, flags: int = 0
+    ) -> None:
+        """Copy then delete: not atomic on an object store (see docs/SEMANTICS.md)."""
+        self._check_name(new_name)
+        node = await self._existing(old_parent, old_name)
+        target_dir = self._dir(new_parent)
+        new_path = child_path(target_dir.path, new_name)
+        if new_path == node.path:
+            return
+        target = await self._find(target_dir, new_name)
+        self._check_rename(node, new_path, target, flags)
+        if target is not None:
+            if target.is_dir:
+                await self._io(self.storage.delete, self.key(target))
+            self._gone(target)
+        if node.is_dir:
+            await self._move_tree(node, new_path)
+        else:
+            await self._move_file(node, new_path)
+        self.inodes.move(node.path, new_path)
+
+    def _check_rename(self, node: Node, new_path: str, target: Node | None, flags: int) -> None:
+        if flags & ~RENAME_NOREPLACE:
+            raise fail(errno.EINVAL, "rename flags other than RENAME_NOREPLACE are not supported")
+        if node.is_dir and new_path.startswith(node.path + "/"):
+            raise fail(errno.EINVAL, "cannot move a directory into itself")
+        if target is None:
+            return
+        if flags & RENAME_NOREPLACE:
+            raise fail(errno.EEXIST, new_path)
+        if target.is_dir and not node.is_dir:
+            raise fail(errno.EISDIR, new_path)
+        if node.is_dir and not target.is_dir:
+            raise fail(errno.ENOTDIR, new_path)
+
+    async def _move_file(self, node: Node, new_path: str) -> None:
+        await self._upload(node)
+        if node.ino in self._meta_pending:
+            await self._persist_metadata(node)
+        if not node.uploaded:
+            return
+        old_key, new_key = self.key(node), key_of(self.config.prefix, new_path)
+        info = await self._io(self.storage.copy, old_key, new_key)
+        await self._io(self.storage.delete, old_key)
+        self._move_record(old_key, node.etag, info)
+        node.etag = info.etag
+
+    async def _move_tree(self, node: Node, new_path: str) -> None:
+        if await self._find_nonempty(new_path):
+            raise fail(errno.ENOTEMPTY, new_path)
+        for child in [n for n in self.inodes.under(node.path) if n.dirty]:
+            await self._upload(child)
+        old_prefix = dir_key(self.config.prefix, node.path)
+        new_prefix = dir_key(self.config.prefix, new_path)
+        infos = [info async for info in self._walk(old_prefix)]
+
+        async def move(info: ObjectInfo) -> None:
+            copied = await self._io(self.storage.copy, info.key, new_prefix + info.key[len(old_prefix) :])
+            self._move_record(info.key, info.etag, copied)
+
+        async with trio.open_nursery() as nursery:
+            for info in infos:
+                nursery.start_soon(move, info)
+        async with trio.open_nursery() as nursery:
+            for info in infos:
+                nursery.start_soon(self._io, self.storage.delete, info.key)
+
+    async def _find_nonempty(self, path: str) -> bool:
+        page = await self._io(self.storage.list, dir_key(self.config.prefix, path), None, None, 2)
+        marker = dir_key(self.config.prefix, path)
+        return bool(page.prefixes) or any(o.key != marker for o in page.objects)
+
+    async def _walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
+        token = None
+        while True:
+            page = await self._io(self.storage.list, prefix, None, token, 1000)
+            for info in page.objects:
+                yield info
+            token = page.next_token
+            if not token:
+                return
+
+    def _move_record(self, old_key: str, old_etag: str | None, copied: ObjectInfo) -> None:
+        old = self.records.get(old_key, old_etag) if old_etag else None
+        if old is not None:
+            self.records.put(copied.key, copied.etag, old)
+        self.records.forget(old_key)
+
+    def statfs(self) -> StatFs:
+        return StatFs()
