@@ -136,7 +136,7 @@ def apply_o_options(args: argparse.Namespace) -> set[str]:
                 fuse.add(name)
                 continue
             option = OPTIONS.get(name)
-            if option is None or has_value != option.takes_value:
+            if option is None or bool(has_value) != option.takes_value:
                 raise UserError(f"unknown or malformed mount option {item!r}", EXIT_USAGE)
             try:
                 converted = option.convert(value)

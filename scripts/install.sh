@@ -1,0 +1,27 @@
+#!/usr/bin/env bash
+# Install everything objfs needs on Debian: FUSE 3 and a compiler (pyfuse3 builds from source),
+# a virtualenv in .venv, and objfs itself. `--test` adds the test tools (pytest, moto, ruff).
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+packages=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv tar)
+missing=()
+for package in "${packages[@]}"; do
+    dpkg-query -W -f='${Status}' "$package" 2>/dev/null | grep -q "install ok installed" || missing+=("$package")
+done
+if [ "${#missing[@]}" -gt 0 ]; then
+    echo "installing system packages: ${missing[*]}"
+    export DEBIAN_FRONTEND=noninteractive
+    apt-get update -qq
+    apt-get install -y -qq "${missing[@]}" >/dev/null
+fi
+
+python=${PYTHON:-python3}
+[ -x .venv/bin/python ] || "$python" -m venv .venv
+.venv/bin/python -m pip install -q --disable-pip-version-check --upgrade pip
+if [ "${1:-}" = "--test" ]; then
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e ".[test]"
+else
+    .venv/bin/python -m pip install -q --disable-pip-version-check -e .
+fi
+echo "objfs installed: $(.venv/bin/objfs --version)"
