@@ -118,7 +118,8 @@ class InodeTable:
         self.drop_if_unused(node)
 
     def drop_if_unused(self, node: Node) -> None:
-        if node.lookups == 0 and node.open_count == 0 and node.ino != ROOT_INO:
+        """Keep a node with unsaved bytes (its upload failed), so `sync` can still store them."""
+        if node.lookups == 0 and node.open_count == 0 and not node.dirty and node.ino != ROOT_INO:
             self._by_ino.pop(node.ino, None)
             self.detach(node)
 

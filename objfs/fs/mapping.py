@@ -7,13 +7,17 @@ attributes, and the reverse; rclone's fractional `mtime` reads the same way.
 
 from __future__ import annotations
 
+import re
 import stat
 from dataclasses import dataclass
-from datetime import datetime
+from datetime import UTC, datetime, timedelta
 
 NAME_MAX = 255
 DIR_CONTENT_TYPE = "application/x-directory"
 NS = 1_000_000_000
+EPOCH = datetime(1970, 1, 1, tzinfo=UTC)
+_SECONDS = re.compile(r"(-?)([0-9]+)(?:\.([0-9]*))?")
+"""Decimal seconds with an optional fraction, as s3fs and rclone write `mtime`."""
 
 
 def key_of(prefix: str, path: str) -> str:
@@ -60,24 +64,30 @@ class PosixMeta:
 
 
 def format_time(ns: int) -> str:
-    """Whole seconds as s3fs writes them, with nanoseconds after a dot when there are any."""
-    sec, frac = divmod(ns, NS)
-    return f"{sec}.{frac:09d}" if frac else str(sec)
+    """Whole seconds as s3fs writes them, with nanoseconds after a dot when there are any.
+
+    The sign covers the whole value (-1.5 s is "-1.500000000"), as rclone and `parse_time` read it.
+    """
+    sign = "-" if ns < 0 else ""
+    sec, frac = divmod(abs(ns), NS)
+    return f"{sign}{sec}.{frac:09d}" if frac else f"{sign}{sec}"
 
 
 def parse_time(text: str) -> int | None:
     """Seconds (s3fs), fractional seconds (rclone) or an ISO 8601 time, as nanoseconds."""
     text = text.strip()
-    try:
-        sec, _, frac = text.partition(".")
-        return int(sec) * NS + int((frac + "000000000")[:9] or 0)
-    except ValueError:
-        pass
+    number = _SECONDS.fullmatch(text)
+    if number:
+        sign, sec, frac = number.groups()
+        ns = int(sec) * NS + int(((frac or "") + "000000000")[:9])
+        return -ns if sign else ns
     try:
         moment = datetime.fromisoformat(text.replace("Z", "+00:00"))
     except ValueError:
         return None
-    return int(moment.timestamp()) * NS + moment.microsecond * 1000
+    if moment.tzinfo is None:  # a bucket is read from many hosts: no zone cannot mean this host's zone
+        moment = moment.replace(tzinfo=UTC)
+    return (moment - EPOCH) // timedelta(microseconds=1) * 1000
 
 
 def _parse_int(text: str | None) -> int | None:

@@ -161,7 +161,8 @@ class FileSystem:
         if node.dirty or node.ino in self._meta_pending:
             return
         meta = decode_meta(metadata)
-        kind = stat.S_IFMT(meta.mode) if meta.mode and not node.is_dir else stat.S_IFMT(node.mode)
+        # a mode without file-type bits (some tools write only the permissions) keeps the node's kind
+        kind = (stat.S_IFMT(meta.mode or 0) if not node.is_dir else 0) or stat.S_IFMT(node.mode)
         default = self.config.default_dir_mode if node.is_dir else self.config.default_file_mode
         node.mode = kind | (stat.S_IMODE(meta.mode) if meta.mode is not None else default)
         node.uid = meta.uid if meta.uid is not None else self.config.uid
@@ -190,9 +191,11 @@ class FileSystem:
         node = self._node_at(path, is_dir=True)
         if marker is not None:
             self._apply_info(node, marker, self._known_metadata(marker))
+            node.mark_fresh()
         elif not node.explicit and not node.mtime_ns:
+            # A listing names a sub-directory without its marker's metadata: show defaults now,
+            # but leave the node stale so the next lookup fetches the real mode.
             node.mtime_ns = node.atime_ns = node.ctime_ns = self.inodes[ROOT_INO].mtime_ns
-        node.mark_fresh()
         return node
 
     # -- finding names -------------------------------------------------------------------------
@@ -226,11 +229,16 @@ class FileSystem:
             return self._file_node(path, info, info.metadata)
         return None
 
+    def _current(self, node: Node) -> bool:
+        """Whether the node's attributes stand without asking the bucket: seen recently, or local."""
+        local_only = not node.is_dir and not node.uploaded
+        return node.is_fresh(self.config.attr_timeout) or node.dirty or local_only
+
     async def _find(self, parent: Node, name: str) -> Node | None:
         self._check_name(name)
         path = child_path(parent.path, name)
         node = self.inodes.at(path)
-        if node is not None and (node.is_fresh(self.config.attr_timeout) or not node.uploaded or node.dirty):
+        if node is not None and self._current(node):
             return node
         return await self._probe(path)
 
@@ -246,7 +254,7 @@ class FileSystem:
 
     async def getattr(self, ino: int) -> Node:
         node = self.node(ino)
-        if node.ino == ROOT_INO or node.is_fresh(self.config.attr_timeout) or not node.uploaded or node.dirty:
+        if node.ino == ROOT_INO or self._current(node):
             return node
         fresh = await self._probe(node.path)
         if fresh is None:
@@ -333,7 +341,10 @@ class FileSystem:
 
         async def head(key: str) -> None:
             with contextlib.suppress(NotFound):
-                known[key] = (await self._io(self.storage.stat, key)).metadata
+                info = await self._io(self.storage.stat, key)
+                known[key] = info.metadata
+                if info.metadata is not None:
+                    self.records.put(key, info.etag, info.metadata)  # the next listing needs no HEAD
 
         async with trio.open_nursery() as nursery:
             for key in missing:
@@ -572,8 +583,10 @@ class FileSystem:
         for node in pending.values():
             try:
                 await self._persist_metadata(node)
+            except NotFound:
+                log.warning("attributes of %s not saved: the object was deleted elsewhere", self.key(node))
             except StorageError as exc:
-                log.error("saving attributes of %s failed: %s", self.key(node), exc)
+                log.error("saving attributes of %s failed, will retry: %s", self.key(node), exc)
                 self._meta_pending[node.ino] = node
 
     async def _persist_metadata(self, node: Node) -> None:
@@ -605,11 +618,15 @@ class FileSystem:
         node = await self._existing(parent_ino, name)
         if node.is_dir:
             raise fail(errno.EISDIR, name)
-        if node.open_count and node.staging is None:
-            await self._staging(node)
+        await self._keep_for_open_handles(node)
         if node.uploaded:
             await self._io(self.storage.delete, self.key(node))
         self._gone(node)
+
+    async def _keep_for_open_handles(self, node: Node) -> None:
+        """Copy an open file's bytes locally before its object goes, as POSIX keeps them readable."""
+        if node.open_count and node.staging is None:
+            await self._staging(node)
 
     async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Node:
         path = await self._free_path(parent_ino, name)
@@ -643,9 +660,12 @@ class FileSystem:
             return
         target = await self._find(target_dir, new_name)
         self._check_rename(node, new_path, target, flags)
+        if target is not None and target.is_dir and await self._has_children(target):
+            raise fail(errno.ENOTEMPTY, new_path)  # before anything is deleted: a refusal changes nothing
         if target is not None:
             if target.is_dir:
                 await self._io(self.storage.delete, self.key(target))
+            await self._keep_for_open_handles(target)
             self._gone(target)
         if node.is_dir:
             await self._move_tree(node, new_path)
@@ -680,8 +700,6 @@ class FileSystem:
         node.etag = info.etag
 
     async def _move_tree(self, node: Node, new_path: str) -> None:
-        if await self._find_nonempty(new_path):
-            raise fail(errno.ENOTEMPTY, new_path)
         for child in [n for n in self.inodes.under(node.path) if n.dirty]:
             await self._upload(child)
         old_prefix = dir_key(self.config.prefix, node.path)
@@ -698,11 +716,6 @@ class FileSystem:
         async with trio.open_nursery() as nursery:
             for info in infos:
                 nursery.start_soon(self._io, self.storage.delete, info.key)
-
-    async def _find_nonempty(self, path: str) -> bool:
-        page = await self._io(self.storage.list, dir_key(self.config.prefix, path), None, None, 2)
-        marker = dir_key(self.config.prefix, path)
-        return bool(page.prefixes) or any(o.key != marker for o in page.objects)
 
     async def _walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
         token = None

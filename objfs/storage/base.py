@@ -304,7 +304,7 @@ class Storage(ABC):
         prefix = path.strip("/") + "/" if path.strip("/") else ""
         found: set[str] = set()
         for info in self.iter_objects(prefix):
-            rel = info.key[len(prefix):]
+            rel = info.key[len(prefix) :]
             parts = rel.rstrip("/").split("/")
             if directories:
                 found.update("/".join(parts[:i]) for i in range(1, len(parts)))

@@ -3,6 +3,7 @@ both sides: what the tools see through the mount, and what lands in the bucket."
 
 from __future__ import annotations
 
+import errno
 import filecmp
 import os
 import stat
@@ -13,7 +14,7 @@ from pathlib import Path
 from typing import Any
 
 import pytest
-from mounting import Mount
+from mounting import Mount, mounted
 
 
 @dataclass
@@ -216,3 +217,17 @@ def test_s3_object_metadata_uses_s3fs_names(s3_mount: Mount, s3_client: Any, s3_
     assert head["Metadata"]["mode"] == str(stat.S_IFREG | 0o600)
     assert head["Metadata"]["uid"] == str(os.getuid())
     assert "mtime" in head["Metadata"]
+
+
+def test_read_only_mount_with_default_owner_and_mode(tmp_path: Path, bucket_dir: Path) -> None:
+    (bucket_dir / "given.txt").write_bytes(b"from elsewhere")
+    options = "ro,uid=1234,gid=4321,file_mode=0604"
+    with mounted(f"local://{bucket_dir}", tmp_path, {}, "-o", options) as mount:
+        target = mount.path / "given.txt"
+        assert target.read_bytes() == b"from elsewhere"
+        info = os.stat(target)
+        assert (info.st_uid, info.st_gid, stat.S_IMODE(info.st_mode)) == (1234, 4321, 0o604)
+        with pytest.raises(OSError) as refused:
+            (mount.path / "new.txt").write_bytes(b"x")
+        assert refused.value.errno == errno.EROFS
+    assert sorted(p.name for p in bucket_dir.iterdir() if p.name != ".objfs") == ["given.txt"]
