@@ -23,8 +23,10 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
-from ..storage.base import NotFound, ObjectInfo, Storage, StorageError
+from ..storage.base import NotFound, ObjectInfo, Storage, StorageError, Unsupported
+from . import xattrs
 from .config import FsConfig
 from .handles import READ_WINDOW, Handle, ReadWindow, Staging
 from .inodes import ROOT_INO, InodeTable, Node
@@ -89,6 +91,7 @@ class FileSystem:
             lookups=1,
         )
         self.inodes = InodeTable(root)
+        self.listings: ListingCache[Node] = ListingCache(config.dir_timeout)
         self.handles: dict[int, Handle] = {}
         self.dir_handles: dict[int, DirHandle] = {}
         self._fh = itertools.count(1)
@@ -224,7 +227,9 @@ class FileSystem:
                 self._warn_once(
                     key, f"an object and a directory share the name; showing the directory {key}/"
                 )
-            return self._dir_node(path, marker)
+            node = self._dir_node(path, marker)
+            node.mark_fresh()  # a probe saw the marker or its absence: the attributes are exact
+            return node
         if info is not None:
             return self._file_node(path, info, info.metadata)
         return None
@@ -240,6 +245,9 @@ class FileSystem:
         node = self.inodes.at(path)
         if node is not None and self._current(node):
             return node
+        listing = self.listings.fresh(parent.path)
+        if listing is not None and name not in listing:
+            return None
         return await self._probe(path)
 
     async def _existing(self, parent_ino: int, name: str) -> Node:
@@ -251,6 +259,10 @@ class FileSystem:
     async def lookup(self, parent_ino: int, name: str) -> Node:
         """Resolve a name; the caller counts the kernel's lookup when it replies."""
         return await self._existing(parent_ino, name)
+
+    async def find(self, parent_ino: int, name: str) -> Node | None:
+        """Like `lookup`, with None for an absent name, so the kernel can cache the absence."""
+        return await self._find(self._dir(parent_ino), name)
 
     async def getattr(self, ino: int) -> Node:
         node = self.node(ino)
@@ -300,6 +312,13 @@ class FileSystem:
                 return objects, prefixes
 
     async def _list_dir(self, node: Node) -> list[tuple[str, Node]]:
+        cached = self.listings.fresh(node.path)
+        if cached is None:
+            cached = await self._fetch_listing(node)
+            self.listings.store(node.path, cached)
+        return sorted(cached.items())
+
+    async def _fetch_listing(self, node: Node) -> dict[str, Node]:
         """One delimiter listing per 1000 entries; attributes from it and the metadata records."""
         prefix = dir_key(self.config.prefix, node.path)
         objects, prefixes = await self._list_all(prefix)
@@ -323,7 +342,7 @@ class FileSystem:
         for child in self.inodes.children(node.path):
             if not child.uploaded and not child.unlinked:
                 entries.setdefault(child.path.rpartition("/")[2], child)
-        return sorted(entries.items())
+        return entries
 
     def _entry_name(self, name: str, key: str) -> str | None:
         problem = name_problem(name)
@@ -357,7 +376,7 @@ class FileSystem:
         node.uid, node.gid, node.explicit = uid, gid, True
         node.touch()
         await self._write_marker(node)
-        self.inodes.add(node)
+        self._added(node)
         return node
 
     async def _free_path(self, parent_ino: int, name: str) -> str:
@@ -397,7 +416,15 @@ class FileSystem:
         page = await self._io(self.storage.list, marker, "/", None, 2)
         return bool(page.prefixes) or any(o.key != marker for o in page.objects)
 
+    def _added(self, node: Node) -> None:
+        """A name this mount created: known at once to lookups and cached listings."""
+        self.inodes.add(node)
+        self.listings.added(node.path, node)
+        if node.is_dir:
+            self.listings.store(node.path, {})
+
     def _gone(self, node: Node) -> None:
+        self.listings.removed(node.path)
         self.records.forget(self.key(node))
         node.unlinked = True
         self._meta_pending.pop(node.ino, None)
@@ -429,7 +456,7 @@ class FileSystem:
         node.staging = Staging(self.config.staging_dir)
         node.staging.dirty = True
         node.mark_fresh()
-        self.inodes.add(node)
+        self._added(node)
         return self._new_handle(node, flags), node
 
     async def open(self, ino: int, flags: int) -> Handle:
@@ -637,7 +664,7 @@ class FileSystem:
         metadata = encode_meta(node.posix_meta())
         info = await self._io(self.storage.write, self.key(node), os.fsencode(target), metadata=metadata)
         self._saved(node, info, metadata)
-        self.inodes.add(node)
+        self._added(node)
         return node
 
     async def readlink(self, ino: int) -> str:
@@ -671,7 +698,9 @@ class FileSystem:
             await self._move_tree(node, new_path)
         else:
             await self._move_file(node, new_path)
+        self.listings.removed(node.path)
         self.inodes.move(node.path, new_path)
+        self.listings.added(new_path, node)
 
     def _check_rename(self, node: Node, new_path: str, target: Node | None, flags: int) -> None:
         if flags & ~RENAME_NOREPLACE:
@@ -732,6 +761,40 @@ class FileSystem:
         if old is not None:
             self.records.put(copied.key, copied.etag, old)
         self.records.forget(old_key)
+
+    # -- extended attributes -------------------------------------------------------------------
+
+    async def getxattr(self, ino: int, name: str) -> bytes:
+        node = self.node(ino)
+        if not xattrs.is_virtual(name):
+            raise xattrs.no_such_attribute(name)
+        value = await self._virtual_xattr(node, name)
+        if value is None:
+            raise xattrs.no_such_attribute(name)
+        return value.encode()
+
+    async def _virtual_xattr(self, node: Node, name: str) -> str | None:
+        if name == xattrs.ETAG:
+            return node.etag
+        if name == xattrs.CONTENT_TYPE:
+            return node.content_type
+        if name == xattrs.URL and node.uploaded:
+            try:
+                return await self._io(self.storage.url, self.key(node))
+            except Unsupported:
+                return None
+        return None
+
+    def listxattr(self, ino: int) -> list[str]:
+        """The virtual attributes are deliberately absent (see objfs.fs.xattrs)."""
+        self.node(ino)
+        return []
+
+    def setxattr(self, ino: int, name: str) -> None:
+        self.node(ino)
+        if xattrs.is_virtual(name):
+            raise xattrs.read_only(name)
+        raise fail(errno.ENOTSUP, "user extended attributes are not stored yet")
 
     def statfs(self) -> StatFs:
         return StatFs()

@@ -46,9 +46,8 @@ def fuse_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
             raise
         except (OSError, StorageError) as exc:
             code = errno_of(exc)
-            level = (
-                logging.DEBUG if code in (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY) else logging.WARNING
-            )
+            expected = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA)
+            level = logging.DEBUG if code in expected else logging.WARNING
             log.log(level, "%s: %s", method.__name__, exc)
             raise pyfuse3.FUSEError(code) from exc
         except Exception as exc:
@@ -95,7 +94,17 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def lookup(self, parent_inode: int, name: bytes, ctx: Any = None) -> pyfuse3.EntryAttributes:
-        return self._entry(await self.fs.lookup(parent_inode, os.fsdecode(name)))
+        node = await self.fs.find(parent_inode, os.fsdecode(name))
+        if node is None:
+            return self._absent()
+        return self._entry(node)
+
+    def _absent(self) -> pyfuse3.EntryAttributes:
+        """A negative entry (inode 0): the kernel trusts the name's absence for the entry timeout."""
+        attr = pyfuse3.EntryAttributes()
+        attr.st_ino = 0
+        attr.entry_timeout = self.entry_timeout
+        return attr
 
     def forget(self, inode_list: list[tuple[int, int]]) -> None:
         for ino, count in inode_list:
@@ -218,6 +227,22 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def release(self, fh: int) -> None:
         await self.fs.release(fh)
+
+    @fuse_errors
+    async def getxattr(self, inode: int, name: bytes, ctx: Any) -> bytes:
+        return await self.fs.getxattr(inode, os.fsdecode(name))
+
+    @fuse_errors
+    async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
+        return [os.fsencode(name) for name in self.fs.listxattr(inode)]
+
+    @fuse_errors
+    async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
+        self.fs.setxattr(inode, os.fsdecode(name))
+
+    @fuse_errors
+    async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
+        self.fs.setxattr(inode, os.fsdecode(name))
 
     @fuse_errors
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:

@@ -231,3 +231,17 @@ def test_read_only_mount_with_default_owner_and_mode(tmp_path: Path, bucket_dir:
             (mount.path / "new.txt").write_bytes(b"x")
         assert refused.value.errno == errno.EROFS
     assert sorted(p.name for p in bucket_dir.iterdir() if p.name != ".objfs") == ["given.txt"]
+
+
+def test_virtual_xattrs_are_readable_but_not_listed(setup: tuple[Mount, BucketView]) -> None:
+    mount, bucket = setup
+    target = mount.path / "report.csv"
+    target.write_bytes(b"a,b\n1,2\n")
+    assert os.getxattr(target, "user.objfs.content_type") == b"text/csv"
+    assert os.getxattr(target, "user.objfs.etag")
+    assert "report.csv" in os.getxattr(target, "user.objfs.url").decode()
+    assert os.listxattr(target) == []
+    with pytest.raises(OSError) as refused:
+        os.setxattr(target, "user.objfs.etag", b"forged")
+    assert refused.value.errno == errno.EPERM
+    assert bucket.get("report.csv") == b"a,b\n1,2\n"
