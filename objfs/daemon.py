@@ -77,7 +77,7 @@ def serve(
             trio.run(_run, fs, mountpoint, readiness)
         finally:
             pyfuse3.close(unmount=True)
-            fs.records.close()
+            fs.close()
             location.storage.close()
 
 

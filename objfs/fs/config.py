@@ -23,6 +23,12 @@ class FsConfig:
     max_parallel: int = 16
     metadata_delay: float = 0.2
     """How long a chmod/chown/utime waits for the next one, so `cp -p` costs one self-copy."""
+    part_size: int = 8 * 1024 * 1024
+    """The first parts' size; it doubles every 1,000 parts (see objfs.fs.upload.PartLayout)."""
+    multipart_threshold: int = 16 * 1024 * 1024
+    """A file growing past this is uploaded in parts while it is written; smaller ones in one PUT."""
+    parts_in_flight: int = 4
+    """Parts uploading at once, so a write's memory is bounded by this times the part size."""
 
     @property
     def default_file_mode(self) -> int:
@@ -39,3 +45,7 @@ class FsConfig:
     @property
     def records_path(self) -> str:
         return os.path.join(self.cache_dir, "records.sqlite")
+
+    @property
+    def journal_path(self) -> str:
+        return os.path.join(self.cache_dir, "journal.sqlite")

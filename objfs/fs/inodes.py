@@ -15,6 +15,7 @@ import trio
 
 from .handles import Staging
 from .mapping import PosixMeta
+from .upload import StreamingUpload
 
 ROOT_INO = 1
 
@@ -43,6 +44,10 @@ class Node:
     lookups: int = 0
     open_count: int = 0
     staging: Staging | None = None
+    upload: StreamingUpload | None = None
+    """The multipart upload fed while a large file is written, if one has started."""
+    meta_set_while_dirty: bool = False
+    """chmod/chown/utime arrived after a multipart upload began: it needs a self-copy at the end."""
     unlinked: bool = False
     refreshed: float = 0.0
     lock: trio.Lock = field(default_factory=trio.Lock)

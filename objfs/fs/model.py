@@ -23,6 +23,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..cache.journal import Journal
 from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
 from ..storage.base import NotFound, ObjectInfo, Storage, StorageError, Unsupported
@@ -42,6 +43,7 @@ from .mapping import (
     key_of,
     name_problem,
 )
+from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
@@ -76,6 +78,9 @@ class FileSystem:
         self.storage = storage
         self.config = config
         self.records = MetadataRecords(config.records_path)
+        self.journal = Journal(config.journal_path)
+        self._part_slots = trio.Semaphore(config.parts_in_flight)
+        self._nursery: trio.Nursery | None = None
         self.limiter = trio.CapacityLimiter(config.max_parallel)
         now = time.time_ns()
         root = Node(
@@ -132,8 +137,25 @@ class FileSystem:
             raise fail(errno.ENAMETOOLONG, name[:40] + "...")
 
     async def start(self, nursery: trio.Nursery) -> None:
-        """Run the background task that coalesces metadata writes."""
+        """Run the background tasks: metadata coalescing, part uploads, crash leftovers cleanup."""
+        self._nursery = nursery
         nursery.start_soon(self._metadata_flusher)
+        nursery.start_soon(self._abort_unfinished_uploads)
+
+    async def _abort_unfinished_uploads(self) -> None:
+        """Multipart uploads this cache started before a crash hold invisible parts: drop them."""
+        for key, upload_id in self.journal.unfinished_uploads():
+            try:
+                await self._io(self.storage.abort_multipart, key, upload_id)
+            except StorageError as exc:
+                log.warning("could not abort leftover upload %s of %s: %s", upload_id, key, exc)
+                continue
+            log.info("aborted upload %s of %s left by an earlier crash", upload_id, key)
+            self.journal.upload_ended(upload_id)
+
+    def close(self) -> None:
+        self.records.close()
+        self.journal.close()
 
     # -- attributes from objects -----------------------------------------------------------
 
@@ -503,7 +525,34 @@ class FileSystem:
         written = staging.write(offset, data)
         node.size = staging.size
         node.touch()
+        await self._send_full_parts(node, offset, offset + written)
         return written
+
+    def _wants_parts(self, size: int) -> bool:
+        return self.storage.capabilities.multipart and size >= self.config.multipart_threshold
+
+    def _new_upload(self, node: Node) -> StreamingUpload:
+        part_size = max(self.config.part_size, self.storage.capabilities.min_part_size)
+        return StreamingUpload(
+            self.storage,
+            self._io,
+            PartLayout(part_size),
+            self._part_slots,
+            self.key(node),
+            encode_meta(node.posix_meta(), node.extra_meta),
+            node.content_type,
+            on_start=self.journal.upload_started,
+            on_end=self.journal.upload_ended,
+        )
+
+    async def _send_full_parts(self, node: Node, start: int, end: int) -> None:
+        """Upload completed parts in the background, so close waits only for the last ones."""
+        if node.upload is not None:
+            node.upload.touched(start, end)
+        elif self._nursery is not None and node.staging and self._wants_parts(node.staging.size):
+            node.upload = self._new_upload(node)
+        if node.upload is not None and self._nursery is not None and node.staging is not None:
+            await node.upload.send_ready(node.staging, self._nursery)
 
     async def flush(self, fh: int) -> None:
         """Close-to-open: when close returns 0, the object holds what was written."""
@@ -534,20 +583,45 @@ class FileSystem:
             metadata = encode_meta(node.posix_meta(), node.extra_meta)
             staging.dirty = False
             try:
-                with staging.open_for_upload() as body:
-                    info = await self._io(
-                        self.storage.write,
-                        self.key(node),
-                        body,
-                        metadata=metadata,
-                        content_type=node.content_type,
-                    )
+                if node.upload is not None or self._wants_parts(staging.size):
+                    info, metadata = await self._upload_parts(node, staging, metadata)
+                else:
+                    with staging.open_for_upload() as body:
+                        info = await self._io(
+                            self.storage.write,
+                            self.key(node),
+                            body,
+                            metadata=metadata,
+                            content_type=node.content_type,
+                        )
             except StorageError as exc:
                 staging.dirty = True
                 log.error("upload of %s failed: %s (request id %s)", self.key(node), exc, exc.request_id)
                 raise fail(errno.EIO, f"upload of {self.key(node)} failed") from exc
             node.size = info.size if not staging.dirty else node.size
             self._saved(node, info, metadata)
+
+    async def _upload_parts(
+        self, node: Node, staging: Staging, metadata: dict[str, str]
+    ) -> tuple[ObjectInfo, dict[str, str]]:
+        """Complete the multipart upload; returns the object and the metadata it carries.
+
+        The metadata was fixed when the upload began; the mtime that later writes moved is
+        accepted as it was then, but an explicit chmod/chown/utime since costs one self-copy.
+        """
+        upload, node.upload = node.upload, None
+        if upload is None or upload.key != self.key(node):
+            if upload is not None:
+                await upload.abort()  # renamed while written: parts went to the old key
+            upload = self._new_upload(node)
+        info = await upload.finish(staging)
+        if node.meta_set_while_dirty or _without_mtime(metadata) != _without_mtime(upload.metadata):
+            node.meta_set_while_dirty = False
+            copied = await self._io(
+                self.storage.copy, info.key, info.key, metadata=metadata, content_type=node.content_type
+            )
+            return copied, metadata
+        return info, upload.metadata
 
     async def _truncate(self, node: Node, size: int) -> None:
         if node.is_dir:
@@ -556,6 +630,8 @@ class FileSystem:
             node.staging = Staging(self.config.staging_dir)
             node.staging.dirty = True
         staging = await self._staging(node)
+        if node.upload is not None:
+            node.upload.touched(min(size, staging.size), max(size, staging.size))
         staging.truncate(size)
         node.size = size
         node.touch()
@@ -586,6 +662,7 @@ class FileSystem:
         node.atime_ns = node.atime_ns if atime_ns is None else atime_ns
         if (mode, uid, gid, mtime_ns, atime_ns) != (None,) * 5:
             node.ctime_ns = time.time_ns()
+            node.meta_set_while_dirty = node.upload is not None
             self._schedule_metadata(node)
         return node
 
@@ -798,3 +875,7 @@ class FileSystem:
 
     def statfs(self) -> StatFs:
         return StatFs()
+
+
+def _without_mtime(metadata: dict[str, str]) -> dict[str, str]:
+    return {k: v for k, v in metadata.items() if k != "mtime"}

@@ -43,19 +43,22 @@ class _Upload:
 class MemoryStorage(Storage):
     """Objects in a dict, behaving as S3 does (etag = MD5 hex, multipart etag with a part count).
 
-    Buckets are shared by name within a process, so a test can mount `memory://name` twice.
+    Buckets (objects and uploads in progress) are shared by name within a process, so a test
+    can mount `memory://name` twice, or look at what a mount left behind.
     """
 
     scheme = "memory"
     capabilities = Capabilities(conditional_write=True, metadata_in_listing=True, min_part_size=1)
     _buckets: dict[str, dict[str, _Object]] = {}
+    _bucket_uploads: dict[str, dict[str, _Upload]] = {}
+    _bucket_locks: dict[str, threading.Lock] = {}
     _ids = itertools.count(1)
 
     def __init__(self, bucket: str = "default") -> None:
         self.bucket = bucket
         self._objects = self._buckets.setdefault(bucket, {})
-        self._uploads: dict[str, _Upload] = {}
-        self._lock = threading.Lock()
+        self._uploads = self._bucket_uploads.setdefault(bucket, {})
+        self._lock = self._bucket_locks.setdefault(bucket, threading.Lock())
 
     @classmethod
     def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:

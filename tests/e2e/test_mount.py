@@ -245,3 +245,15 @@ def test_virtual_xattrs_are_readable_but_not_listed(setup: tuple[Mount, BucketVi
         os.setxattr(target, "user.objfs.etag", b"forged")
     assert refused.value.errno == errno.EPERM
     assert bucket.get("report.csv") == b"a,b\n1,2\n"
+
+
+def test_a_large_file_goes_up_in_parts_and_reads_back(
+    setup: tuple[Mount, BucketView], tmp_path: Path
+) -> None:
+    mount, bucket = setup
+    data = os.urandom(20 * 1024 * 1024 + 12345)
+    (tmp_path / "big.bin").write_bytes(data)
+    run("cp", str(tmp_path / "big.bin"), str(mount.path / "big.bin"))
+    assert bucket.get("big.bin") == data
+    assert (mount.path / "big.bin").read_bytes() == data
+    assert os.stat(mount.path / "big.bin").st_size == len(data)
