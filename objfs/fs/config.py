@@ -29,6 +29,12 @@ class FsConfig:
     """A file growing past this is uploaded in parts while it is written; smaller ones in one PUT."""
     parts_in_flight: int = 4
     """Parts uploading at once, so a write's memory is bounded by this times the part size."""
+    block_size: int = 4 * 1024 * 1024
+    """The unit of reads and of the data cache: one ranged GET fetches one block."""
+    read_ahead: int = 32 * 1024 * 1024
+    """How far ahead of a sequential reader blocks are fetched (in parallel)."""
+    memory_cache: int = 48 * 1024 * 1024
+    """Recent blocks kept in memory; read-ahead lands here, so keep it above `read_ahead`."""
 
     @property
     def default_file_mode(self) -> int:

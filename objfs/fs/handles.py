@@ -13,7 +13,7 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import BinaryIO
 
-READ_WINDOW = 1024 * 1024
+from .reader import ReadState
 
 
 class Staging:
@@ -57,21 +57,6 @@ class Staging:
 
 
 @dataclass
-class ReadWindow:
-    """The last range fetched for a handle, so sequential small reads cost one request per window."""
-
-    offset: int = 0
-    data: bytes = b""
-    reaches_eof: bool = False
-
-    def slice(self, offset: int, length: int) -> bytes | None:
-        start = offset - self.offset
-        if start < 0 or (start + length > len(self.data) and not self.reaches_eof):
-            return None
-        return self.data[start : start + length]
-
-
-@dataclass
 class Handle:
     """One `open()` of a file."""
 
@@ -79,4 +64,4 @@ class Handle:
     ino: int
     writable: bool
     append: bool = False
-    window: ReadWindow = field(default_factory=ReadWindow)
+    reading: ReadState = field(default_factory=ReadState)

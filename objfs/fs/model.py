@@ -26,10 +26,10 @@ import trio
 from ..cache.journal import Journal
 from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
-from ..storage.base import NotFound, ObjectInfo, Storage, StorageError, Unsupported
+from ..storage.base import IntegrityError, NotFound, ObjectInfo, Storage, StorageError, Unsupported
 from . import xattrs
 from .config import FsConfig
-from .handles import READ_WINDOW, Handle, ReadWindow, Staging
+from .handles import Handle, Staging
 from .inodes import ROOT_INO, InodeTable, Node
 from .mapping import (
     DIR_CONTENT_TYPE,
@@ -43,6 +43,7 @@ from .mapping import (
     key_of,
     name_problem,
 )
+from .reader import BlockReader, ObjectVersion
 from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,14 @@ class FileSystem:
         self.records = MetadataRecords(config.records_path)
         self.journal = Journal(config.journal_path)
         self._part_slots = trio.Semaphore(config.parts_in_flight)
+        self.reader = BlockReader(
+            storage,
+            self._io,
+            None,
+            block_size=config.block_size,
+            read_ahead=config.read_ahead,
+            memory_bytes=config.memory_cache,
+        )
         self._nursery: trio.Nursery | None = None
         self.limiter = trio.CapacityLimiter(config.max_parallel)
         now = time.time_ns()
@@ -138,7 +147,7 @@ class FileSystem:
 
     async def start(self, nursery: trio.Nursery) -> None:
         """Run the background tasks: metadata coalescing, part uploads, crash leftovers cleanup."""
-        self._nursery = nursery
+        self._nursery = self.reader.nursery = nursery
         nursery.start_soon(self._metadata_flusher)
         nursery.start_soon(self._abort_unfinished_uploads)
 
@@ -508,13 +517,11 @@ class FileSystem:
             return node.staging.read(offset, length)
         if not node.uploaded or offset >= node.size:
             return b""
-        hit = handle.window.slice(offset, length)
-        if hit is not None:
-            return hit
-        want = max(length, READ_WINDOW)
-        data = await self._io(self.storage.read, self.key(node), offset, want)
-        handle.window = ReadWindow(offset, data, reaches_eof=len(data) < want)
-        return data[:length]
+        version = ObjectVersion(self.key(node), node.etag or "", node.size)
+        try:
+            return await self.reader.read(version, handle.reading, offset, length)
+        except IntegrityError as exc:
+            raise fail(errno.EIO, str(exc)) from exc
 
     async def write(self, fh: int, offset: int, data: bytes) -> int:
         handle = self.handles[fh]

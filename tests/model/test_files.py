@@ -9,7 +9,6 @@ import stat
 
 import pytest
 
-from objfs.fs.handles import READ_WINDOW
 from objfs.storage.memory import MemoryStorage
 
 from .support import GID, UID, Client, FlakyStorage, Mounts, expect_errno, seed
@@ -152,13 +151,16 @@ async def test_upload_failing_at_close_is_retried_by_sync_after_forget(
     assert bucket.read("precious") == b"keep me"
 
 
-async def test_sequential_small_reads_cost_one_request_per_window(vfs: Client, bucket: MemoryStorage) -> None:
-    body = os.urandom(READ_WINDOW * 2 + 1000)
+async def test_sequential_small_reads_cost_one_request_per_block(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    vfs = mounts.mount(block_size=64 * 1024, read_ahead=256 * 1024)
+    body = os.urandom(64 * 1024 * 10 + 1000)
     seed(bucket, {"big": body})
     handle = await vfs.open("big")
     vfs.storage.reset()
-    assert await vfs.read_all(handle, chunk=64 * 1024) == body
-    assert dict(vfs.storage.calls) == {"read": 3}
+    assert await vfs.read_all(handle, chunk=4096) == body
+    assert dict(vfs.storage.calls) == {"read": 11}
 
 
 async def test_getattr_sees_changes_made_by_others(mounts: Mounts, bucket: MemoryStorage) -> None:

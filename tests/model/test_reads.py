@@ -1,0 +1,66 @@
+"""Reads of stored objects: by blocks, fetched once, ahead of sequential readers, and checked."""
+
+from __future__ import annotations
+
+import errno
+import os
+
+import trio
+
+from objfs.storage.memory import MemoryStorage
+
+from .support import Client, Mounts, expect_errno, seed
+
+BLOCK = 64 * 1024
+
+
+def small_blocks(mounts: Mounts) -> Client:
+    return mounts.mount(block_size=BLOCK, read_ahead=4 * BLOCK, memory_cache=64 * BLOCK)
+
+
+async def test_random_reads_fetch_only_the_blocks_they_touch(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts)
+    body = os.urandom(BLOCK * 20)
+    seed(bucket, {"big": body})
+    handle = await vfs.open("big")
+    vfs.storage.reset()
+    for offset in (BLOCK * 13 + 5, BLOCK * 2, BLOCK * 17 - 10):
+        assert await vfs.fs.read(handle.fh, offset, 100) == body[offset : offset + 100]
+    assert vfs.storage.calls["read"] == 4  # the last read spans two blocks
+
+
+async def test_a_sequential_reader_is_served_ahead(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts)
+    body = os.urandom(BLOCK * 12)
+    seed(bucket, {"big": body})
+    handle = await vfs.open("big")
+    for offset in range(0, 3 * BLOCK, BLOCK):
+        await vfs.fs.read(handle.fh, offset, BLOCK)
+    with trio.fail_after(5):
+        while vfs.storage.calls["read"] < 7:  # blocks 3..6 arrive before the reader asks
+            await trio.sleep(0.01)
+    vfs.storage.reset()
+    assert await vfs.fs.read(handle.fh, 3 * BLOCK, BLOCK) == body[3 * BLOCK : 4 * BLOCK]
+    assert "read" not in vfs.storage.calls
+
+
+async def test_readers_of_one_block_share_one_fetch(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts)
+    vfs.storage.delay = 0.05
+    seed(bucket, {"shared": os.urandom(BLOCK)})
+    handles = [await vfs.open("shared") for _ in range(5)]
+    vfs.storage.reset()
+    async with trio.open_nursery() as nursery:
+        for handle in handles:
+            nursery.start_soon(vfs.fs.read, handle.fh, 0, 100)
+    assert vfs.storage.calls["read"] == 1
+
+
+async def test_a_corrupted_object_is_an_eio_not_wrong_bytes(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts)
+    body = os.urandom(BLOCK * 3)
+    seed(bucket, {"rotten": body})
+    bucket._objects["rotten"].body = body[:100] + b"X" + body[101:]  # bit rot behind the same etag
+    handle = await vfs.open("rotten")
+    with expect_errno(errno.EIO):
+        await vfs.read_all(handle, chunk=BLOCK)
