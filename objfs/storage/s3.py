@@ -108,7 +108,8 @@ class S3Storage(Storage):
         self._addressing_style = addressing_style
         try:
             self._session = boto3.session.Session(profile_name=profile, region_name=region)
-            self._client = self._make_client(attempts=5)
+            # One attempt: RetryingStorage retries every backend the same way, so the SDK must not too.
+            self._client = self._make_client(attempts=1)
         except (BotoCoreError, ValueError) as exc:
             raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
         self._endpoint = self._client.meta.endpoint_url
