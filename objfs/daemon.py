@@ -25,6 +25,7 @@ from .fuse.operations import Operations
 from .mountpoint import check_mountpoint, pidfile_for
 from .storage.base import StorageError
 from .storage.registry import Location, open_location
+from .storage.retrying import RetryingStorage
 
 log = logging.getLogger(__name__)
 
@@ -58,7 +59,7 @@ def prepare(spec_source: str, mountpoint: str, storage_options: dict[str, str], 
         location.storage.check()
     except StorageError as exc:
         raise from_storage_error(exc) from None
-    return location
+    return Location(RetryingStorage(location.storage), location.prefix)
 
 
 def serve(

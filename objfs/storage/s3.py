@@ -70,6 +70,15 @@ _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
     "InvalidPart": IntegrityError,
     "InvalidPartOrder": IntegrityError,
     "KeyTooLongError": InvalidKey,
+    # throttling and timeouts arrive as HTTP 400 on some services: transient, so retried
+    "RequestTimeout": Unavailable,
+    "SlowDown": Unavailable,
+    "Throttling": Unavailable,
+    "ThrottlingException": Unavailable,
+    "RequestLimitExceeded": Unavailable,
+    "TooManyRequestsException": Unavailable,
+    "PriorRequestNotComplete": Unavailable,
+    "BandwidthLimitExceeded": Unavailable,
 }
 _ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
     403: PermissionDenied,
@@ -109,7 +118,9 @@ class S3Storage(Storage):
         try:
             self._session = boto3.session.Session(profile_name=profile, region_name=region)
             # One attempt: RetryingStorage retries every backend the same way, so the SDK must not too.
-            self._client = self._make_client(attempts=1)
+            # one attempt: objfs.storage.retrying retries every backend the same way; the
+            # timeouts bound how long a request to a hung server can hold a worker thread
+            self._client = self._make_client(attempts=1, connect_timeout=10, read_timeout=60)
         except (BotoCoreError, ValueError) as exc:
             raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
         self._endpoint = self._client.meta.endpoint_url
