@@ -33,6 +33,8 @@ class FsConfig:
     """The unit of reads and of the data cache: one ranged GET fetches one block."""
     read_ahead: int = 32 * 1024 * 1024
     """How far ahead of a sequential reader blocks are fetched (in parallel)."""
+    cache_size: int = 1024 * 1024 * 1024
+    """Cap of the data cache on disk (blocks of objects read); 0 turns it off."""
     memory_cache: int = 48 * 1024 * 1024
     """Recent blocks kept in memory; read-ahead lands here, so keep it above `read_ahead`."""
 
@@ -51,6 +53,14 @@ class FsConfig:
     @property
     def records_path(self) -> str:
         return os.path.join(self.cache_dir, "records.sqlite")
+
+    @property
+    def blocks_dir(self) -> str:
+        return os.path.join(self.cache_dir, "data")
+
+    @property
+    def blobs_path(self) -> str:
+        return os.path.join(self.cache_dir, "blobs.sqlite")
 
     @property
     def journal_path(self) -> str:

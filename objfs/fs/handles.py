@@ -64,4 +64,6 @@ class Handle:
     ino: int
     writable: bool
     append: bool = False
+    md5: str | None = None
+    """The object's MD5 as known when the file was opened, to check a whole read against."""
     reading: ReadState = field(default_factory=ReadState)

@@ -8,12 +8,14 @@ never stalls the event loop or the requests beside it.
 
 from __future__ import annotations
 
+import base64
 import contextlib
 import errno
 import itertools
 import logging
 import mimetypes
 import os
+import re
 import stat
 import time
 from collections.abc import AsyncIterator, Callable
@@ -23,10 +25,20 @@ from typing import Any, TypeVar
 
 import trio
 
+from ..cache.blobs import BlobRecord, BlobRecords
+from ..cache.blocks import BlockCache
 from ..cache.journal import Journal
 from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
-from ..storage.base import IntegrityError, NotFound, ObjectInfo, Storage, StorageError, Unsupported
+from ..storage.base import (
+    IntegrityError,
+    NotFound,
+    ObjectInfo,
+    Storage,
+    StorageError,
+    Unsupported,
+    content_md5,
+)
 from . import xattrs
 from .config import FsConfig
 from .handles import Handle, Staging
@@ -49,6 +61,9 @@ from .upload import PartLayout, StreamingUpload
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POSIX_NAMES = ("mode", "uid", "gid", "mtime", "atime")
+MD5_META = "md5chksum"
+"""rclone's name for the base64 MD5 of an object in its user metadata."""
+PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 RENAME_NOREPLACE = 1  # linux/fs.h; RENAME_EXCHANGE cannot be done with copies
 
 
@@ -80,11 +95,15 @@ class FileSystem:
         self.config = config
         self.records = MetadataRecords(config.records_path)
         self.journal = Journal(config.journal_path)
+        self.blobs = BlobRecords(config.blobs_path)
         self._part_slots = trio.Semaphore(config.parts_in_flight)
+        self.blocks = (
+            BlockCache(config.blocks_dir, config.cache_size, config.block_size) if config.cache_size else None
+        )
         self.reader = BlockReader(
             storage,
             self._io,
-            None,
+            self.blocks,
             block_size=config.block_size,
             read_ahead=config.read_ahead,
             memory_bytes=config.memory_cache,
@@ -165,6 +184,9 @@ class FileSystem:
     def close(self) -> None:
         self.records.close()
         self.journal.close()
+        self.blobs.close()
+        if self.blocks is not None:
+            self.blocks.close()
 
     # -- attributes from objects -----------------------------------------------------------
 
@@ -194,6 +216,8 @@ class FileSystem:
         """Take size, etag and POSIX attributes from an object, keeping local unsaved changes."""
         if node.dirty or node.ino in self._meta_pending:
             return
+        if node.etag and node.etag != info.etag and self.blocks is not None:
+            self.blocks.invalidate(info.key, keep_etag=info.etag)  # another version: free its blocks
         meta = decode_meta(metadata)
         # a mode without file-type bits (some tools write only the permissions) keeps the node's kind
         kind = (stat.S_IFMT(meta.mode or 0) if not node.is_dir else 0) or stat.S_IFMT(node.mode)
@@ -427,6 +451,7 @@ class FileSystem:
         """Record what this host just stored, so listings show it without a HEAD."""
         node.etag = info.etag
         node.meta_known = True
+        node.extra_meta = {k: v for k, v in metadata.items() if k not in POSIX_NAMES}
         self.records.put(info.key, info.etag, metadata)
         self._meta_pending.pop(node.ino, None)
         node.mark_fresh()
@@ -457,6 +482,7 @@ class FileSystem:
     def _gone(self, node: Node) -> None:
         self.listings.removed(node.path)
         self.records.forget(self.key(node))
+        self.blobs.forget(self.key(node))
         node.unlinked = True
         self._meta_pending.pop(node.ino, None)
         self.inodes.detach(node)
@@ -497,6 +523,7 @@ class FileSystem:
         handle = self._new_handle(node, flags)
         if flags & os.O_TRUNC and handle.writable and (node.size or not node.uploaded):
             await self._truncate(node, 0)
+        handle.md5 = self.expected_md5(node) if node.uploaded else None
         return handle
 
     async def _staging(self, node: Node) -> Staging:
@@ -517,7 +544,7 @@ class FileSystem:
             return node.staging.read(offset, length)
         if not node.uploaded or offset >= node.size:
             return b""
-        version = ObjectVersion(self.key(node), node.etag or "", node.size)
+        version = ObjectVersion(self.key(node), node.etag or "", node.size, handle.md5)
         try:
             return await self.reader.read(version, handle.reading, offset, length)
         except IntegrityError as exc:
@@ -527,9 +554,10 @@ class FileSystem:
         handle = self.handles[fh]
         node = self.node(handle.ino)
         staging = await self._staging(node)
-        if handle.append:
-            offset = staging.size
-        written = staging.write(offset, data)
+        async with node.lock:  # not while an upload reads the file it has checksummed
+            if handle.append:
+                offset = staging.size
+            written = staging.write(offset, data)
         node.size = staging.size
         node.touch()
         await self._send_full_parts(node, offset, offset + written)
@@ -593,20 +621,47 @@ class FileSystem:
                 if node.upload is not None or self._wants_parts(staging.size):
                     info, metadata = await self._upload_parts(node, staging, metadata)
                 else:
-                    with staging.open_for_upload() as body:
-                        info = await self._io(
-                            self.storage.write,
-                            self.key(node),
-                            body,
-                            metadata=metadata,
-                            content_type=node.content_type,
-                        )
+                    info, metadata = await self._put_whole(node, staging, metadata)
             except StorageError as exc:
                 staging.dirty = True
                 log.error("upload of %s failed: %s (request id %s)", self.key(node), exc, exc.request_id)
                 raise fail(errno.EIO, f"upload of {self.key(node)} failed") from exc
             node.size = info.size if not staging.dirty else node.size
             self._saved(node, info, metadata)
+
+    async def _put_whole(
+        self, node: Node, staging: Staging, metadata: dict[str, str]
+    ) -> tuple[ObjectInfo, dict[str, str]]:
+        """One PUT carrying its MD5, checked by the service and kept in metadata and the blob record."""
+        with staging.open_for_upload() as body:
+            md5 = await self._io(content_md5, body)
+            metadata = {**metadata, MD5_META: md5}
+            info = await self._io(
+                self.storage.write,
+                self.key(node),
+                body,
+                metadata=metadata,
+                content_type=node.content_type,
+                md5=md5,
+            )
+        self._record_blob(info, md5, node.content_type, metadata)
+        return info, metadata
+
+    def _record_blob(
+        self, info: ObjectInfo, md5: str, content_type: str | None, metadata: dict[str, str]
+    ) -> None:
+        self.blobs.put(BlobRecord(info.key, info.size, md5, info.etag, content_type, metadata))
+
+    def expected_md5(self, node: Node) -> str | None:
+        """The MD5 (base64) the object must have: from our blob record, rclone's metadata, or the etag."""
+        record = self.blobs.get(self.key(node))
+        if record is not None and record.etag == node.etag:
+            return record.checksum
+        if node.meta_known and MD5_META in node.extra_meta:
+            return node.extra_meta[MD5_META]
+        if self.storage.capabilities.etag_is_md5 and node.etag and PLAIN_MD5_ETAG.match(node.etag):
+            return base64.b64encode(bytes.fromhex(node.etag)).decode()
+        return None
 
     async def _upload_parts(
         self, node: Node, staging: Staging, metadata: dict[str, str]
@@ -622,6 +677,8 @@ class FileSystem:
                 await upload.abort()  # renamed while written: parts went to the old key
             upload = self._new_upload(node)
         info = await upload.finish(staging)
+        with staging.open_for_upload() as body:
+            self._record_blob(info, await self._io(content_md5, body), node.content_type, upload.metadata)
         if node.meta_set_while_dirty or _without_mtime(metadata) != _without_mtime(upload.metadata):
             node.meta_set_while_dirty = False
             copied = await self._io(
@@ -845,6 +902,7 @@ class FileSystem:
         if old is not None:
             self.records.put(copied.key, copied.etag, old)
         self.records.forget(old_key)
+        self.blobs.move(old_key, copied.key, etag=copied.etag)
 
     # -- extended attributes -------------------------------------------------------------------
 
@@ -862,6 +920,8 @@ class FileSystem:
             return node.etag
         if name == xattrs.CONTENT_TYPE:
             return node.content_type
+        if name == xattrs.CHECKSUM:
+            return self.expected_md5(node)
         if name == xattrs.URL and node.uploaded:
             try:
                 return await self._io(self.storage.url, self.key(node))

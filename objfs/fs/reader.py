@@ -13,7 +13,6 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-import re
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from typing import Any, Protocol
@@ -25,7 +24,6 @@ from ..storage.base import IntegrityError, Storage
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
-PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 SEQUENTIAL_AFTER = 2
 """Reads in a row that continue the previous one before readahead starts."""
 
@@ -46,14 +44,7 @@ class ObjectVersion:
     etag: str
     size: int
     md5_base64: str | None = None
-
-    def expected_md5(self) -> str | None:
-        """The whole object's MD5 (base64): recorded at upload, or the etag of a single-PUT object."""
-        if self.md5_base64:
-            return self.md5_base64
-        if PLAIN_MD5_ETAG.match(self.etag):
-            return base64.b64encode(bytes.fromhex(self.etag)).decode()
-        return None
+    """The whole object's MD5 where something vouches for it (see FileSystem.expected_md5)."""
 
 
 @dataclass
@@ -161,7 +152,7 @@ class BlockReader:
         state.hashed += len(data)
         if state.hashed < version.size:
             return
-        expected = version.expected_md5()
+        expected = version.md5_base64
         actual = base64.b64encode(state.digest.digest()).decode()
         state.hashed = -1  # checked once per pass
         if expected is not None and actual != expected:

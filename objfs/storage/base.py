@@ -87,6 +87,9 @@ class Capabilities:
     min_part_size: int = 5 * 1024 * 1024
     max_part_count: int = 10_000
     max_metadata_bytes: int | None = 2048
+    etag_is_md5: bool = False
+    """A single-request object's etag is the MD5 of its bytes (S3 without KMS or SSE-C), so a
+    whole read can be checked against it."""
 
 
 @dataclass(frozen=True)
@@ -201,8 +204,13 @@ class Storage(ABC):
         content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
-        """Store a whole object in one request; the returned info carries the new etag."""
+        """Store a whole object in one request; the returned info carries the new etag.
+
+        `md5` (base64) is checked by the service against the bytes it received: a mismatch is
+        an `IntegrityError` and nothing is stored.
+        """
 
     @abstractmethod
     def list(

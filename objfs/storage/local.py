@@ -139,6 +139,7 @@ class LocalStorage(Storage):
         content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
         path = self._path(key)
         with self._errors(key):
@@ -149,6 +150,7 @@ class LocalStorage(Storage):
             with _temp(self._tmp_dir()) as tmp:
                 with open(tmp, "wb") as out:
                     _fill(out, data)
+                _verify_md5(key, tmp, md5)
                 return self._commit(key, path, tmp, metadata, content_type, if_match, if_none_match)
 
     def list(
@@ -334,6 +336,7 @@ class LocalStorage(Storage):
         content_type: str | None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
         """Make the finished `tmp` the object: attributes and data reach the disk before the rename."""
         fd = os.open(tmp, os.O_RDONLY)
@@ -590,3 +593,12 @@ def _write_attrs(target: str | int, metadata: dict[str, str] | None, content_typ
         os.setxattr(target, XATTR_META + name, value.encode())
     if content_type:
         os.setxattr(target, XATTR_TYPE, content_type.encode())
+
+
+def _verify_md5(key: str, path: str, md5: str | None) -> None:
+    """Check what reached the disk, as S3 checks Content-MD5 against what reached it."""
+    if md5 is None:
+        return
+    with open(path, "rb") as written:
+        if content_md5(written) != md5:
+            raise IntegrityError(f"{key}: body does not match its MD5", key=key)

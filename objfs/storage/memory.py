@@ -48,7 +48,9 @@ class MemoryStorage(Storage):
     """
 
     scheme = "memory"
-    capabilities = Capabilities(conditional_write=True, metadata_in_listing=True, min_part_size=1)
+    capabilities = Capabilities(
+        conditional_write=True, metadata_in_listing=True, min_part_size=1, etag_is_md5=True
+    )
     _buckets: dict[str, dict[str, _Object]] = {}
     _bucket_uploads: dict[str, dict[str, _Upload]] = {}
     _bucket_locks: dict[str, threading.Lock] = {}
@@ -91,8 +93,11 @@ class MemoryStorage(Storage):
         content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
         body = payload_bytes(data)
+        if md5 is not None and content_md5(body) != md5:
+            raise IntegrityError(f"{key}: body does not match its MD5", key=key)
         with self._lock:
             self._check_condition(key, if_match, if_none_match)
             return self._store(key, body, hashlib.md5(body).hexdigest(), metadata, content_type)

@@ -125,6 +125,7 @@ class RetryingStorage(Storage):
         content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
         """Send the whole payload on every attempt; a conditional write may succeed on its own retry.
 
@@ -145,6 +146,7 @@ class RetryingStorage(Storage):
                 content_type=content_type,
                 if_match=if_match,
                 if_none_match=if_none_match,
+                md5=md5,
             )
 
         try:

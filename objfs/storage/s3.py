@@ -96,7 +96,12 @@ class S3Storage(Storage):
 
     scheme = "s3"
     capabilities = Capabilities(
-        copy=True, multipart=True, conditional_write=True, metadata_in_listing=False, max_metadata_bytes=2048
+        copy=True,
+        multipart=True,
+        conditional_write=True,
+        metadata_in_listing=False,
+        max_metadata_bytes=2048,
+        etag_is_md5=True,
     )
 
     def __init__(
@@ -194,6 +199,7 @@ class S3Storage(Storage):
         content_type: str | None = None,
         if_match: str | None = None,
         if_none_match: bool = False,
+        md5: str | None = None,
     ) -> ObjectInfo:
         size = payload_size(data)
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data}
@@ -202,6 +208,8 @@ class S3Storage(Storage):
             args["IfMatch"] = f'"{if_match}"'
         if if_none_match:
             args["IfNoneMatch"] = "*"
+        if md5 is not None:
+            args["ContentMD5"] = md5
         try:
             with self._calls(key):
                 response = self._client.put_object(**args)

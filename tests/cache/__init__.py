@@ -1,1 +1,1 @@
-""""""
+"""The cache directory's stores: blob records and the block cache."""

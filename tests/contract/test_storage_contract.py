@@ -300,6 +300,19 @@ def test_aborted_upload_disappears(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "local"])
+def test_write_with_a_wrong_md5_stores_nothing(
+    kind: str, request: pytest.FixtureRequest, tmp_path: Path
+) -> None:
+    """moto ignores Content-MD5, so S3's side is test_s3_bad_digest_is_an_integrity_error."""
+    storage = next(_bucket(kind, request, tmp_path))
+    with pytest.raises(IntegrityError):
+        storage.write("md5/whole", b"data", md5=content_md5(b"other"))
+    assert not storage.exists("md5/whole")
+    storage.write("md5/whole", b"data", md5=content_md5(b"data"))
+    assert storage.read("md5/whole") == b"data"
+
+
+@pytest.mark.parametrize("kind", ["memory", "local"])
 def test_part_with_a_wrong_md5_is_rejected(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
     """moto ignores Content-MD5, so S3's side is test_s3_bad_digest_is_an_integrity_error."""
     storage = next(_bucket(kind, request, tmp_path))

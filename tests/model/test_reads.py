@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import base64
 import errno
+import hashlib
 import os
 
 import trio
@@ -64,3 +66,33 @@ async def test_a_corrupted_object_is_an_eio_not_wrong_bytes(mounts: Mounts, buck
     handle = await vfs.open("rotten")
     with expect_errno(errno.EIO):
         await vfs.read_all(handle, chunk=BLOCK)
+
+
+async def test_a_remount_reads_from_the_disk_cache(mounts: Mounts, bucket: MemoryStorage) -> None:
+    body = os.urandom(BLOCK * 3 + 7)
+    seed(bucket, {"kept": body})
+    first = small_blocks(mounts)
+    assert await first.read_file("kept") == body
+    again = mounts.mount(block_size=BLOCK)
+    assert await again.read_file("kept") == body
+    assert "read" not in again.storage.calls
+
+
+async def test_uploads_leave_a_blob_record_and_a_checksum_attribute(
+    vfs: Client, bucket: MemoryStorage
+) -> None:
+    body = b"hello, blob\n" * 1000
+    await vfs.mkdir("notes")
+    node = await vfs.write_file("notes/hello.txt", body)
+    record = vfs.fs.blobs.get("notes/hello.txt")
+    expected = base64.b64encode(hashlib.md5(body).digest()).decode()
+    assert record is not None
+    assert (record.filename, record.size, record.checksum, record.content_type) == (
+        "hello.txt",
+        len(body),
+        expected,
+        "text/plain",
+    )
+    assert record.etag == bucket.stat("notes/hello.txt").etag
+    assert bucket.stat("notes/hello.txt").metadata["md5chksum"] == expected
+    assert await vfs.fs.getxattr(node.ino, "user.objfs.checksum") == expected.encode()
