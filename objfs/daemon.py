@@ -8,6 +8,7 @@ returns only when the directory is usable and exits with the code of the real ca
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import logging
 import os
 import signal
@@ -62,12 +63,37 @@ def prepare(spec_source: str, mountpoint: str, storage_options: dict[str, str], 
     return Location(RetryingStorage(location.storage), location.prefix)
 
 
+@contextlib.contextmanager
+def cache_dir_lock(cache_dir: str) -> Iterator[None]:
+    """One mount per cache directory: two would evict and reconcile each other's blocks."""
+    os.makedirs(cache_dir, exist_ok=True)
+    with open(os.path.join(cache_dir, "lock"), "w", encoding="ascii") as lock:
+        try:
+            fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            raise UserError(
+                f"cache directory {cache_dir} is in use by another objfs mount; "
+                "give this one its own --cache-dir",
+                EXIT_MOUNTPOINT,
+            ) from None
+        yield
+
+
 def serve(
     location: Location, mountpoint: str, settings: dict, fuse_options: set[str], readiness: Readiness
 ) -> None:
     config = FsConfig(prefix=location.prefix, **settings)
-    fs = FileSystem(location.storage, config)
-    ops = Operations(fs, attr_timeout=config.attr_timeout, entry_timeout=config.dir_timeout)
+    with cache_dir_lock(config.cache_dir):
+        fs = FileSystem(location.storage, config)
+        try:
+            _mount_and_run(fs, mountpoint, fuse_options, readiness)
+        finally:
+            fs.close()
+            location.storage.close()
+
+
+def _mount_and_run(fs: FileSystem, mountpoint: str, fuse_options: set[str], readiness: Readiness) -> None:
+    ops = Operations(fs, attr_timeout=fs.config.attr_timeout, entry_timeout=fs.config.dir_timeout)
     pid_path = pidfile_for(mountpoint)  # resolving the path once mounted would wait on this very process
     try:
         pyfuse3.init(ops, mountpoint, fuse_options)
@@ -78,8 +104,6 @@ def serve(
             trio.run(_run, fs, mountpoint, readiness)
         finally:
             pyfuse3.close(unmount=True)
-            fs.close()
-            location.storage.close()
 
 
 async def _run(fs: FileSystem, mountpoint: str, readiness: Readiness) -> None:

@@ -28,6 +28,22 @@ def _flag(_text: str) -> bool:
     return True
 
 
+SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
+
+
+def parse_size(text: str) -> int:
+    """Bytes from `512M`, `4G`, `1048576` or `2GiB` (binary units, as du and df print them)."""
+    cleaned = text.strip().upper().removesuffix("IB").removesuffix("B")
+    number, unit = (cleaned[:-1], cleaned[-1]) if cleaned[-1:] in SIZE_UNITS else (cleaned, "")
+    try:
+        value = float(number) * SIZE_UNITS[unit]
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a size: {text!r} (try 512M or 4G)") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"a size cannot be negative: {text!r}")
+    return int(value)
+
+
 @dataclass(frozen=True)
 class Option:
     """One mount option: its attribute name and how `-o name=value` text converts to it."""
@@ -49,6 +65,9 @@ OPTIONS: dict[str, Option] = {
     "dir_timeout": Option("dir_timeout", float),
     "exact_listing": Option("exact_listing", _flag, takes_value=False),
     "max_parallel": Option("max_parallel", int),
+    "cache_size": Option("cache_size", parse_size),
+    "read_ahead": Option("read_ahead", parse_size),
+    "block_size": Option("block_size", parse_size),
     "endpoint_url": Option("endpoint_url", str),
     "region": Option("region", str),
     "addressing_style": Option("addressing_style", str),
@@ -102,6 +121,15 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
         help="HEAD objects whose listing lacks metadata (slower ls -l, exact modes)",
     )
     behaviour.add_argument("--max-parallel", type=int, help="concurrent storage requests (default 16)")
+    behaviour.add_argument(
+        "--cache-size", type=parse_size, help="cap of the disk data cache (default 1G; 0: off)"
+    )
+    behaviour.add_argument(
+        "--read-ahead", type=parse_size, help="fetched ahead of sequential readers (default 32M)"
+    )
+    behaviour.add_argument(
+        "--block-size", type=parse_size, help="unit of reads and of the cache (default 4M)"
+    )
     daemon = parser.add_argument_group("process")
     daemon.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
     daemon.add_argument("--log-file", help="log here (default: stderr, or cache-dir/objfs.log in background)")
@@ -140,7 +168,7 @@ def apply_o_options(args: argparse.Namespace) -> set[str]:
                 raise UserError(f"unknown or malformed mount option {item!r}", EXIT_USAGE)
             try:
                 converted = option.convert(value)
-            except ValueError:
+            except (ValueError, argparse.ArgumentTypeError):
                 raise UserError(f"bad value in mount option {item!r}", EXIT_USAGE) from None
             if getattr(args, option.dest) is None:
                 setattr(args, option.dest, converted)
@@ -176,6 +204,9 @@ def mount_spec(args: argparse.Namespace) -> MountSpec:
             "dir_timeout",
             "exact_listing",
             "max_parallel",
+            "cache_size",
+            "read_ahead",
+            "block_size",
         )
         if getattr(args, name) is not None
     }

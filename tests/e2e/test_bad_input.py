@@ -125,3 +125,15 @@ def test_version_and_help() -> None:
     assert objfs("--version").stdout.startswith("objfs ")
     help_text = objfs("--help").stdout
     assert "mount" in help_text and "exit codes" in help_text
+
+
+def test_a_cache_directory_serves_one_mount(local_mount: Mount, tmp_path: Path, bucket_dir: Path) -> None:
+    other = tmp_path / "other-mnt"
+    other.mkdir()
+    result = objfs("mount", f"local://{bucket_dir}", str(other), "--cache-dir", str(local_mount.cache_dir))
+    assert_refused(result, EXIT_MOUNTPOINT, "in use by another objfs mount", mountpoint=other)
+
+
+def test_bad_size_option(mountpoint: Path, tmp_path: Path, bucket_dir: Path) -> None:
+    result = mount(f"local://{bucket_dir}", mountpoint, tmp_path, "-o", "cache_size=lots")
+    assert_refused(result, EXIT_USAGE, "cache_size=lots", mountpoint=mountpoint)
