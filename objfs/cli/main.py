@@ -16,7 +16,7 @@ import sys
 from .. import __version__
 from ..daemon import Readiness, prepare, serve, start_in_background
 from ..errors import EXIT_CODES, EXIT_FAILURE, EXIT_MOUNTPOINT, UserError
-from ..mountpoint import fusermount, mounted_type, pidfile_for
+from ..mountpoint import check_mountpoint, fusermount, mounted_type, pidfile_for
 from .options import MountSpec, add_mount_arguments, mount_spec
 
 UMOUNT_WAIT_SECONDS = 300
@@ -51,6 +51,7 @@ def configure_logging(level: str, log_file: str | None) -> None:
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     spec: MountSpec = mount_spec(args)
     if not args.foreground:
+        check_mountpoint(spec.mountpoint, nonempty=spec.nonempty)  # here, so its messages reach the user
         log_file = args.log_file or os.path.join(str(spec.fs_settings["cache_dir"]), "objfs.log")
         return start_in_background(argv, log_file)
     configure_logging("DEBUG" if args.debug else args.log_level, args.log_file)

@@ -55,6 +55,11 @@ class FsConfig:
         return os.path.join(self.cache_dir, "records.sqlite")
 
     @property
+    def recovery_dir(self) -> str:
+        """Where bytes of files open at a crash are set aside (never over the real key)."""
+        return os.path.join(self.cache_dir, "recovered")
+
+    @property
     def blocks_dir(self) -> str:
         return os.path.join(self.cache_dir, "data")
 

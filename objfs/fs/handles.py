@@ -19,11 +19,15 @@ from .reader import ReadState
 class Staging:
     """A local copy of one file's bytes; `dirty` while it holds changes not yet in the bucket."""
 
-    def __init__(self, directory: str) -> None:
+    def __init__(self, directory: str, base_etag: str | None = None) -> None:
         os.makedirs(directory, exist_ok=True)
         fd, self.path = tempfile.mkstemp(prefix="staged-", dir=directory)
         self._fd = fd
         self.dirty = False
+        self.base_etag = base_etag
+        """The object version these bytes derive from (None: a new file); a retry requires it."""
+        self.failed = False
+        """An upload of these bytes failed, so the next one is conditional on `base_etag`."""
 
     @property
     def size(self) -> int:

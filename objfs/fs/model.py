@@ -21,19 +21,20 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, TypeVar
+from typing import Any, BinaryIO, TypeVar
 
 import trio
 
 from ..cache.blobs import BlobRecord, BlobRecords
 from ..cache.blocks import BlockCache
-from ..cache.journal import Journal
+from ..cache.journal import CLOSING, Journal, StagedFile
 from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
 from ..storage.base import (
     IntegrityError,
     NotFound,
     ObjectInfo,
+    PreconditionFailed,
     Storage,
     StorageError,
     Unsupported,
@@ -69,6 +70,14 @@ RENAME_NOREPLACE = 1  # linux/fs.h; RENAME_EXCHANGE cannot be done with copies
 
 def fail(code: int, detail: str = "") -> OSError:
     return OSError(code, f"{os.strerror(code)}{': ' + detail if detail else ''}")
+
+
+class ConflictStored(OSError):
+    """Owed bytes went beside their object, which had changed: EIO, and where the bytes are."""
+
+    def __init__(self, key: str, conflict_key: str) -> None:
+        super().__init__(errno.EIO, f"{key} changed meanwhile; the written data is in {conflict_key}")
+        self.conflict_key = conflict_key
 
 
 @dataclass(frozen=True)
@@ -169,6 +178,47 @@ class FileSystem:
         self._nursery = self.reader.nursery = nursery
         nursery.start_soon(self._metadata_flusher)
         nursery.start_soon(self._abort_unfinished_uploads)
+        nursery.start_soon(self._recover_staged_files)
+
+    async def _recover_staged_files(self) -> None:
+        """After a crash: upload what a close owed; set aside what was never closed."""
+        for entry in self.journal.staged_files():
+            if not os.path.exists(entry.path):
+                self.journal.unstaged(entry.path)
+            elif entry.state == CLOSING:
+                await self._finish_owed_upload(entry)
+            else:
+                self._set_aside(entry)
+
+    async def _finish_owed_upload(self, entry: StagedFile) -> None:
+        with open(entry.path, "rb") as body:
+            try:
+                await self._put_owed(entry.key, body, entry.metadata, entry.content_type, entry.base_etag)
+                log.info("stored %s, whose close was cut short by a crash", entry.key)
+            except ConflictStored:
+                pass
+            except StorageError as exc:
+                log.error(
+                    "%s still owed to the bucket (kept in %s, retried next mount): %s",
+                    entry.key,
+                    entry.path,
+                    exc,
+                )
+                return
+        self.journal.unstaged(entry.path)
+        os.unlink(entry.path)
+
+    def _set_aside(self, entry: StagedFile) -> None:
+        """Bytes of a file open at the crash were never acknowledged: keep them, off the real key."""
+        target = os.path.join(self.config.recovery_dir, f"{entry.key}.{time.strftime('%Y%m%dT%H%M%S')}")
+        os.makedirs(os.path.dirname(target), exist_ok=True)
+        os.replace(entry.path, target)
+        self.journal.unstaged(entry.path)
+        log.warning(
+            "%s was open when objfs stopped; its unsaved bytes are in %s (the object is unchanged)",
+            entry.key,
+            target,
+        )
 
     async def _abort_unfinished_uploads(self) -> None:
         """Multipart uploads this cache started before a crash hold invisible parts: drop them."""
@@ -486,9 +536,10 @@ class FileSystem:
         node.unlinked = True
         self._meta_pending.pop(node.ino, None)
         self.inodes.detach(node)
-        if node.staging is not None and node.open_count == 0:
-            node.staging.discard()
-            node.staging = None
+        if node.staging is not None:
+            self.journal.unstaged(node.staging.path)  # removed: its bytes are owed to no key
+            if node.open_count == 0:
+                self._drop_staging(node)
         self.inodes.drop_if_unused(node)
 
     # -- files ---------------------------------------------------------------------------------
@@ -510,8 +561,7 @@ class FileSystem:
         node.meta_known = True
         node.touch()
         node.atime_ns = node.mtime_ns
-        node.staging = Staging(self.config.staging_dir)
-        node.staging.dirty = True
+        node.staging = self._new_staging(node, dirty=True)
         node.mark_fresh()
         self._added(node)
         return self._new_handle(node, flags), node
@@ -530,7 +580,7 @@ class FileSystem:
         """The node's staging file, filled with the object's bytes the first time it is needed."""
         async with node.lock:
             if node.staging is None:
-                staging = Staging(self.config.staging_dir)
+                staging = self._new_staging(node)
                 if node.uploaded and node.size:
                     chunks = self.storage.read_stream(self.key(node))
                     await self._io(staging.fill_from, chunks)
@@ -605,9 +655,21 @@ class FileSystem:
         except (OSError, StorageError) as exc:
             log.error("upload of %s failed at close, staged data kept: %s", self.key(node), exc)
         if node.open_count == 0 and node.staging is not None and (node.unlinked or not node.dirty):
+            self._drop_staging(node)
+        self.inodes.drop_if_unused(node)
+
+    def _new_staging(self, node: Node, *, dirty: bool = False) -> Staging:
+        """A staging file, journalled so a crash can neither lose its bytes nor misplace them."""
+        staging = Staging(self.config.staging_dir, node.etag)
+        staging.dirty = dirty
+        self.journal.staged(staging.path, self.key(node), node.etag)
+        return staging
+
+    def _drop_staging(self, node: Node) -> None:
+        if node.staging is not None:
+            self.journal.unstaged(node.staging.path)
             node.staging.discard()
             node.staging = None
-        self.inodes.drop_if_unused(node)
 
     async def _upload(self, node: Node) -> None:
         """Store the staging file as the object, with the node's metadata in the same request."""
@@ -617,15 +679,19 @@ class FileSystem:
                 return
             metadata = encode_meta(node.posix_meta(), node.extra_meta)
             staging.dirty = False
+            self.journal.closing(staging.path, metadata, node.content_type)
             try:
                 if node.upload is not None or self._wants_parts(staging.size):
                     info, metadata = await self._upload_parts(node, staging, metadata)
                 else:
                     info, metadata = await self._put_whole(node, staging, metadata)
             except StorageError as exc:
-                staging.dirty = True
+                staging.dirty = staging.failed = True
                 log.error("upload of %s failed: %s (request id %s)", self.key(node), exc, exc.request_id)
                 raise fail(errno.EIO, f"upload of {self.key(node)} failed") from exc
+            staging.failed = False
+            staging.base_etag = info.etag
+            self.journal.stored(staging.path, info.etag)
             node.size = info.size if not staging.dirty else node.size
             self._saved(node, info, metadata)
 
@@ -636,16 +702,58 @@ class FileSystem:
         with staging.open_for_upload() as body:
             md5 = await self._io(content_md5, body)
             metadata = {**metadata, MD5_META: md5}
-            info = await self._io(
-                self.storage.write,
-                self.key(node),
-                body,
-                metadata=metadata,
-                content_type=node.content_type,
-                md5=md5,
-            )
+            if staging.failed:  # a retry must not overwrite a version written since the failure
+                info = await self._put_owed(
+                    self.key(node), body, metadata, node.content_type, staging.base_etag
+                )
+            else:
+                info = await self._io(
+                    self.storage.write,
+                    self.key(node),
+                    body,
+                    metadata=metadata,
+                    content_type=node.content_type,
+                    md5=md5,
+                )
         self._record_blob(info, md5, node.content_type, metadata)
         return info, metadata
+
+    async def _put_owed(
+        self,
+        key: str,
+        body: BinaryIO,
+        metadata: dict[str, str],
+        content_type: str | None,
+        base_etag: str | None,
+    ) -> ObjectInfo:
+        """Store bytes owed since a failure or a crash, but only over the version they derive from.
+
+        If the object changed meanwhile (or appeared, for a new file), the bytes go beside it
+        under a conflict name and ConflictStored says where: nothing is overwritten or lost.
+        """
+        md5 = await self._io(content_md5, body)
+        conditions = {"if_match": base_etag} if base_etag else {"if_none_match": True}
+        try:
+            return await self._io(
+                self.storage.write,
+                key,
+                body,
+                metadata=metadata,
+                content_type=content_type,
+                md5=md5,
+                **conditions,
+            )
+        except PreconditionFailed:
+            conflict = f"{key}.objfs-conflict-{time.strftime('%Y%m%dT%H%M%S')}"
+            await self._io(
+                self.storage.write, conflict, body, metadata=metadata, content_type=content_type, md5=md5
+            )
+            log.warning(
+                "%s changed in the bucket since these bytes were staged; they were stored as %s",
+                key,
+                conflict,
+            )
+            raise ConflictStored(key, conflict) from None
 
     def _record_blob(
         self, info: ObjectInfo, md5: str, content_type: str | None, metadata: dict[str, str]
@@ -691,8 +799,7 @@ class FileSystem:
         if node.is_dir:
             raise fail(errno.EISDIR, node.path)
         if size == 0 and node.staging is None:
-            node.staging = Staging(self.config.staging_dir)
-            node.staging.dirty = True
+            node.staging = self._new_staging(node, dirty=True)
         staging = await self._staging(node)
         if node.upload is not None:
             node.upload.touched(min(size, staging.size), max(size, staging.size))
@@ -701,8 +808,7 @@ class FileSystem:
         node.touch()
         if node.open_count == 0:
             await self._upload(node)
-            staging.discard()
-            node.staging = None
+            self._drop_staging(node)
 
     async def setattr(
         self,

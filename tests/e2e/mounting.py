@@ -42,6 +42,7 @@ class Mount:
     cache_dir: Path
     env: dict[str, str]
     extra: list[str] = field(default_factory=list)
+    last_output: str = ""
 
     def mount(self) -> None:
         result = objfs(
@@ -53,6 +54,7 @@ class Mount:
             *self.extra,
             env=self.env,
         )
+        self.last_output = result.stdout + result.stderr
         assert result.returncode == 0, f"mount failed ({result.returncode}): {result.stderr}\n{self.log()}"
         assert mounted_type(str(self.path)) == "fuse.objfs"
 
@@ -71,14 +73,14 @@ class Mount:
 
     def force_cleanup(self) -> None:
         """Leave nothing behind whatever state the test ended in: unmount, then stop the daemon."""
-        pid = _pid_of(self.path)
+        pid = daemon_pid(self.path)
         if mounted_type(str(self.path)) is not None and fusermount(str(self.path)).returncode != 0:
             fusermount(str(self.path), lazy=True)
         if pid is not None:
             _stop(pid)
 
 
-def _pid_of(mountpoint: Path) -> int | None:
+def daemon_pid(mountpoint: Path) -> int | None:
     with contextlib.suppress(OSError, ValueError):
         return int(Path(pidfile_for(str(mountpoint))).read_text().strip())
     return None
