@@ -116,6 +116,7 @@ class FileSystem:
             block_size=config.block_size,
             read_ahead=config.read_ahead,
             memory_bytes=config.memory_cache,
+            strategy=config.read_strategy,
         )
         self._nursery: trio.Nursery | None = None
         self.limiter = trio.CapacityLimiter(config.max_parallel)
@@ -648,6 +649,7 @@ class FileSystem:
 
     async def release(self, fh: int) -> None:
         handle = self.handles.pop(fh)
+        handle.reading.stop_stream()
         node = self.node(handle.ino)
         node.open_count -= 1
         try:

@@ -2,10 +2,18 @@
 
 A read touches whole blocks. Each block comes from memory (recent blocks), then the disk
 cache, then one ranged GET, and one fetch serves everyone waiting for the same block. A
-reader that keeps asking for the next bytes gets the following blocks fetched in parallel
-before it asks (`read_ahead` bytes of them); a random reader fetches only what it touches.
-Blocks fetched ahead go to the caches, never to an unbounded queue, so memory stays bounded.
-A sequential read of a whole object is checked at its end against the object's MD5.
+random reader fetches only what it touches. A reader that keeps asking for the next bytes
+is served ahead, `read_ahead` bytes beyond it, in one of two ways:
+
+- `stream` (the default): one streaming GET from the reader's position, cut into blocks as
+  it arrives. One request per sequential pass; servers that read a whole object for every
+  ranged GET (moto, some gateways) pay once instead of once per block.
+- `ranges`: parallel ranged GETs of the next blocks, which a high-bandwidth service such as
+  S3 rewards with more throughput per reader.
+
+Blocks fetched ahead go to the caches and the stream waits for the reader, never filling an
+unbounded queue, so memory stays bounded. A sequential read of a whole object is checked at
+its end against the object's MD5.
 """
 
 from __future__ import annotations
@@ -57,12 +65,46 @@ class ReadState:
     hashed: int = 0
     ahead: int = -1
     """The last block index fetched ahead."""
+    stream: Stream | None = None
+    moved: trio.Event = field(default_factory=trio.Event)
+    """Set (and replaced) at every read, so a stream waiting for the reader wakes."""
 
     def saw(self, offset: int, length: int) -> bool:
         """Record a read; True when the reader is sequential."""
         self.streak = self.streak + 1 if offset == self.next_offset else 0
         self.next_offset = offset + length
+        moved, self.moved = self.moved, trio.Event()
+        moved.set()
         return self.streak >= SEQUENTIAL_AFTER
+
+    def stop_stream(self) -> None:
+        if self.stream is not None:
+            self.stream.stop()
+            self.moved.set()
+            self.stream = None
+
+
+@dataclass
+class Stream:
+    """One streaming GET feeding a sequential reader's blocks into the caches, ahead of it."""
+
+    version: ObjectVersion
+    next_index: int
+    window: int
+    progress: trio.Event = field(default_factory=trio.Event)
+    active: bool = True
+
+    def covers(self, index: int) -> bool:
+        """Whether block `index` is on its way, so a reader should wait rather than fetch it."""
+        return self.active and self.next_index <= index < self.next_index + self.window
+
+    def advanced(self) -> None:
+        progress, self.progress = self.progress, trio.Event()
+        progress.set()
+
+    def stop(self) -> None:
+        self.active = False
+        self.advanced()
 
 
 class BlockReader:
@@ -77,12 +119,14 @@ class BlockReader:
         block_size: int,
         read_ahead: int,
         memory_bytes: int,
+        strategy: str = "stream",
     ) -> None:
         self.storage = storage
         self.run = run
         self.disk = disk
         self.block_size = block_size
         self.read_ahead = read_ahead
+        self.strategy = strategy
         self.memory: LRUCache[tuple[str, str, int], bytes] = LRUCache(maxsize=memory_bytes, getsizeof=len)
         self._fetching: dict[tuple[str, str, int], trio.Event] = {}
         self.nursery: trio.Nursery | None = None
@@ -94,19 +138,24 @@ class BlockReader:
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
         if state.saw(offset, length):
             self._read_ahead(version, state, last)
-        blocks = [await self.block(version, index) for index in range(first, last + 1)]
+        else:
+            state.stop_stream()
+        blocks = [await self.block(version, index, state.stream) for index in range(first, last + 1)]
         start = offset - first * self.block_size
         data = b"".join(blocks)[start : start + length]
         self._check_whole(version, state, offset, data)
         return data
 
-    async def block(self, version: ObjectVersion, index: int) -> bytes:
+    async def block(self, version: ObjectVersion, index: int, stream: Stream | None = None) -> bytes:
         """One block, fetched at most once however many readers want it at the same moment."""
         slot = (version.key, version.etag, index)
         while True:
             cached = self.memory.get(slot)
             if cached is not None:
                 return cached
+            if stream is not None and stream.covers(index):
+                await stream.progress.wait()
+                continue
             if slot not in self._fetching:
                 break
             await self._fetching[slot].wait()
@@ -130,13 +179,57 @@ class BlockReader:
         return data
 
     def _read_ahead(self, version: ObjectVersion, state: ReadState, last: int) -> None:
-        if self.nursery is None:
-            return
         final = (version.size - 1) // self.block_size
-        horizon = min(final, last + max(1, self.read_ahead // self.block_size))
+        if self.nursery is None or last >= final:
+            return
+        if self.strategy == "stream":
+            if state.stream is None:
+                state.stream = Stream(version, last + 1, self._window)
+                self.nursery.start_soon(self._run_stream, state.stream, state)
+            return
+        horizon = min(final, last + self._window)
         for index in range(max(last + 1, state.ahead + 1), horizon + 1):
             self.nursery.start_soon(self._prefetch, version, index)
         state.ahead = max(state.ahead, horizon)
+
+    @property
+    def _window(self) -> int:
+        return max(1, self.read_ahead // self.block_size)
+
+    async def _run_stream(self, stream: Stream, state: ReadState) -> None:
+        try:
+            await self.run(self._pump, stream, state)
+        except Exception as exc:  # readers fall back to ranged GETs and see any error themselves
+            log.debug("stream of %s stopped: %s", stream.version.key, exc)
+        finally:
+            stream.stop()
+
+    def _pump(self, stream: Stream, state: ReadState) -> None:
+        """In a worker thread: cut the streaming GET into blocks and hand each over in order."""
+        index, pending = stream.next_index, bytearray()
+        for chunk in self.storage.read_stream(stream.version.key, index * self.block_size):
+            pending += chunk
+            while len(pending) >= self.block_size:
+                if not self._hand_over(stream, state, index, bytes(pending[: self.block_size])):
+                    return
+                del pending[: self.block_size]
+                index += 1
+        if pending:
+            self._hand_over(stream, state, index, bytes(pending))
+
+    def _hand_over(self, stream: Stream, state: ReadState, index: int, data: bytes) -> bool:
+        if self.disk is not None:
+            self.disk.put(stream.version.key, stream.version.etag, index, data)
+        return trio.from_thread.run(self._delivered, stream, state, index, data)
+
+    async def _delivered(self, stream: Stream, state: ReadState, index: int, data: bytes) -> bool:
+        """Publish a streamed block, then hold the stream until the reader is near enough."""
+        self.memory[(stream.version.key, stream.version.etag, index)] = data
+        stream.next_index = index + 1
+        stream.advanced()
+        while stream.active and (index + 1) * self.block_size > state.next_offset + self.read_ahead:
+            await state.moved.wait()
+        return stream.active
 
     async def _prefetch(self, version: ObjectVersion, index: int) -> None:
         try:

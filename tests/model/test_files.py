@@ -154,7 +154,7 @@ async def test_upload_failing_at_close_is_retried_by_sync_after_forget(
 async def test_sequential_small_reads_cost_one_request_per_block(
     mounts: Mounts, bucket: MemoryStorage
 ) -> None:
-    vfs = mounts.mount(block_size=64 * 1024, read_ahead=256 * 1024)
+    vfs = mounts.mount(block_size=64 * 1024, read_ahead=256 * 1024, read_strategy="ranges")
     body = os.urandom(64 * 1024 * 10 + 1000)
     seed(bucket, {"big": body})
     handle = await vfs.open("big")

@@ -16,8 +16,10 @@ from .support import Client, Mounts, expect_errno, seed
 BLOCK = 64 * 1024
 
 
-def small_blocks(mounts: Mounts) -> Client:
-    return mounts.mount(block_size=BLOCK, read_ahead=4 * BLOCK, memory_cache=64 * BLOCK)
+def small_blocks(mounts: Mounts, strategy: str = "ranges") -> Client:
+    return mounts.mount(
+        block_size=BLOCK, read_ahead=4 * BLOCK, memory_cache=64 * BLOCK, read_strategy=strategy
+    )
 
 
 async def test_random_reads_fetch_only_the_blocks_they_touch(mounts: Mounts, bucket: MemoryStorage) -> None:
@@ -96,3 +98,25 @@ async def test_uploads_leave_a_blob_record_and_a_checksum_attribute(
     assert record.etag == bucket.stat("notes/hello.txt").etag
     assert bucket.stat("notes/hello.txt").metadata["md5chksum"] == expected
     assert await vfs.fs.getxattr(node.ino, "user.objfs.checksum") == expected.encode()
+
+
+async def test_a_streamed_pass_costs_one_streaming_get(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts, strategy="stream")
+    body = os.urandom(BLOCK * 12 + 99)
+    seed(bucket, {"movie": body})
+    handle = await vfs.open("movie")
+    vfs.storage.reset()
+    assert await vfs.read_all(handle, chunk=16 * 1024) == body
+    assert dict(vfs.storage.calls) == {"read": 1, "read_stream": 1}  # block 0 before the pattern shows
+
+
+async def test_a_stream_stops_when_the_reader_jumps_or_closes(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts, strategy="stream")
+    body = os.urandom(BLOCK * 40)
+    seed(bucket, {"movie": body})
+    handle = await vfs.open("movie")
+    for offset in range(0, 3 * BLOCK, BLOCK):
+        await vfs.fs.read(handle.fh, offset, BLOCK)
+    assert await vfs.fs.read(handle.fh, 30 * BLOCK, 10) == body[30 * BLOCK : 30 * BLOCK + 10]
+    assert handle.reading.stream is None
+    await vfs.close(handle)
