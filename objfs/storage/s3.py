@@ -10,6 +10,7 @@ import contextlib
 import socket
 import time
 from collections.abc import Iterator
+from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -51,6 +52,8 @@ from .base import (
 
 OPTIONS = frozenset({"endpoint_url", "region", "addressing_style", "profile"})
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+COPY_WORKERS = 8
+"""Parts of one multipart copy in flight at once; each is a server-side request, so few suffice."""
 NO_CREDENTIALS = "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure a profile"
 
 _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
@@ -92,7 +95,8 @@ _REJECTED_CREDENTIALS = frozenset(
 
 
 class S3Storage(Storage):
-    """One bucket; every method is one (or, for copy and complete, two) S3 requests."""
+    """One bucket; every method is one (or, for copy and complete, two) S3 requests, except a copy
+    of a source over `copy_limit`, which takes one request per part."""
 
     scheme = "s3"
     capabilities = Capabilities(
@@ -103,6 +107,10 @@ class S3Storage(Storage):
         max_metadata_bytes=2048,
         etag_is_md5=True,
     )
+    copy_limit: int = 5 * 1024**3
+    """Largest source one CopyObject accepts (S3 refuses more); bigger sources are copied in parts."""
+    copy_part_size: int = 64 * 1024**2
+    """Bytes per UploadPartCopy; raised for huge sources so the copy stays within S3's part count."""
 
     def __init__(
         self,
@@ -253,13 +261,15 @@ class S3Storage(Storage):
         metadata: dict[str, str] | None = None,
         content_type: str | None = None,
     ) -> ObjectInfo:
-        """Stat first: the answer gives the size, and REPLACE must restate the content type.
+        """Stat first: the size chooses the path, and REPLACE must restate the content type.
 
         Copying onto itself is only legal with REPLACE, which is how chmod is persisted.
         """
         source = self.stat(src)
         kept = source.metadata if metadata is None else metadata
         kind = content_type or source.content_type
+        if source.size > self.copy_limit:
+            return self._copy_in_parts(source, dst, kept, kind)
         replace = metadata is not None or content_type is not None or src == dst
         args: dict[str, Any] = {
             "Bucket": self.bucket,
@@ -328,6 +338,62 @@ class S3Storage(Storage):
         self._client.close()
 
     # -- helpers -------------------------------------------------------------------------
+
+    def _copy_in_parts(
+        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
+    ) -> ObjectInfo:
+        """Copy a source CopyObject refuses as a multipart upload of ranges of it.
+
+        The upload starts with no metadata of its own, so the kept (or given) metadata and content
+        type are set when it is created. Any failure aborts it, so no parts are left to be billed.
+        """
+        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
+        try:
+            with self._calls(dst):
+                parts = self._copy_parts(source, dst, upload_id)
+                response = self._client.complete_multipart_upload(
+                    Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
+                )
+        except BaseException:
+            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
+                self.abort_multipart(dst, upload_id)
+            raise
+        mtime = _server_time(response)
+        return ObjectInfo(dst, source.size, _etag(response), mtime, content_type, dict(metadata or {}))
+
+    def _copy_parts(self, source: ObjectInfo, dst: str, upload_id: str) -> list[dict[str, Any]]:
+        """Copy every range in parallel (the client is thread-safe) and list the parts in order.
+
+        On the first failure the parts not yet started are cancelled and the running ones awaited,
+        so the abort that follows cannot race a part still being written.
+        """
+        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
+        spans = [(start, min(step, source.size - start)) for start in range(0, source.size, step)]
+        pool = ThreadPoolExecutor(max_workers=COPY_WORKERS, thread_name_prefix="objfs-copy")
+        try:
+            futures = [
+                pool.submit(self._copy_part, source, dst, upload_id, number, *span)
+                for number, span in enumerate(spans, 1)
+            ]
+            return [{"PartNumber": n, "ETag": future.result()} for n, future in enumerate(futures, 1)]
+        finally:
+            pool.shutdown(wait=True, cancel_futures=True)
+
+    def _copy_part(
+        self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
+    ) -> str:
+        """One range of the source; If-Match so a source overwritten mid-copy fails the copy
+        instead of completing as a mix of its old and new bytes."""
+        response = self._client.upload_part_copy(
+            Bucket=self.bucket,
+            Key=dst,
+            UploadId=upload_id,
+            PartNumber=number,
+            CopySource={"Bucket": self.bucket, "Key": source.key},
+            CopySourceRange=_byte_range(offset, length),
+            CopySourceIfMatch=f'"{source.etag}"',
+        )
+        return response["CopyPartResult"]["ETag"]
 
     def _make_client(self, attempts: int, **timeouts: float) -> Any:
         """A low-level client; checksums only when S3 demands them, since S3-compatibles often reject them."""
