@@ -28,6 +28,15 @@ def _flag(_text: str) -> bool:
     return True
 
 
+READ_STRATEGIES = ("stream", "ranges")
+
+
+def _read_strategy(text: str) -> str:
+    if text not in READ_STRATEGIES:
+        raise ValueError(text)
+    return text
+
+
 SIZE_UNITS = {"": 1, "K": 1024, "M": 1024**2, "G": 1024**3, "T": 1024**4}
 
 
@@ -68,6 +77,7 @@ OPTIONS: dict[str, Option] = {
     "cache_size": Option("cache_size", parse_size),
     "read_ahead": Option("read_ahead", parse_size),
     "block_size": Option("block_size", parse_size),
+    "read_strategy": Option("read_strategy", _read_strategy),
     "endpoint_url": Option("endpoint_url", str),
     "region": Option("region", str),
     "addressing_style": Option("addressing_style", str),
@@ -129,6 +139,11 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     )
     behaviour.add_argument(
         "--block-size", type=parse_size, help="unit of reads and of the cache (default 4M)"
+    )
+    behaviour.add_argument(
+        "--read-strategy",
+        choices=READ_STRATEGIES,
+        help="sequential readers: one streaming GET (stream, default) or parallel ranged GETs (ranges)",
     )
     daemon = parser.add_argument_group("process")
     daemon.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")
@@ -207,6 +222,7 @@ def mount_spec(args: argparse.Namespace) -> MountSpec:
             "cache_size",
             "read_ahead",
             "block_size",
+            "read_strategy",
         )
         if getattr(args, name) is not None
     }
