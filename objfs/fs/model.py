@@ -758,9 +758,18 @@ class FileSystem:
             raise ConflictStored(key, conflict) from None
 
     def _record_blob(
-        self, info: ObjectInfo, md5: str, content_type: str | None, metadata: dict[str, str]
+        self,
+        info: ObjectInfo,
+        md5: str,
+        content_type: str | None,
+        metadata: dict[str, str],
+        part_md5s: list[str] | None = None,
     ) -> None:
-        self.blobs.put(BlobRecord(info.key, info.size, md5, info.etag, content_type, metadata))
+        self.blobs.put(
+            BlobRecord(
+                info.key, info.size, md5, info.etag, content_type, metadata, part_checksums=part_md5s or []
+            )
+        )
 
     def expected_md5(self, node: Node) -> str | None:
         """The MD5 (base64) the object must have: from our blob record, rclone's metadata, or the etag."""
@@ -788,14 +797,16 @@ class FileSystem:
             upload = self._new_upload(node)
         info = await upload.finish(staging)
         with staging.open_for_upload() as body:
-            self._record_blob(info, await self._io(content_md5, body), node.content_type, upload.metadata)
+            md5 = await self._io(content_md5, body)
         if node.meta_set_while_dirty or _without_mtime(metadata) != _without_mtime(upload.metadata):
             node.meta_set_while_dirty = False
-            copied = await self._io(
+            info = await self._io(
                 self.storage.copy, info.key, info.key, metadata=metadata, content_type=node.content_type
             )
-            return copied, metadata
-        return info, upload.metadata
+        else:
+            metadata = upload.metadata
+        self._record_blob(info, md5, node.content_type, metadata, upload.part_md5s())
+        return info, metadata
 
     async def _truncate(self, node: Node, size: int) -> None:
         if node.is_dir:

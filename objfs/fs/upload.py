@@ -70,6 +70,7 @@ class StreamingUpload:
     on_end: Callable[[str], None]
     upload_id: str | None = None
     sent: dict[int, UploadedPart] = field(default_factory=dict)
+    md5s: dict[int, str] = field(default_factory=dict)
     versions: dict[int, int] = field(default_factory=dict)
     sending: set[int] = field(default_factory=set)
     drained: trio.Event = field(default_factory=trio.Event)
@@ -119,11 +120,11 @@ class StreamingUpload:
                 version = self.versions.get(number, 0)
                 start, end = self.layout.bounds(number)
                 data = await self.run(staging.read, start, end - start)
-                part = await self.run(
-                    self.storage.upload_part, self.key, upload_id, number, data, content_md5(data)
-                )
+                md5 = content_md5(data)
+                part = await self.run(self.storage.upload_part, self.key, upload_id, number, data, md5)
                 if self.versions.get(number, 0) == version:
                     self.sent[number] = part
+                    self.md5s[number] = md5
         finally:
             self.sending.discard(number)
             if not self.sending:
@@ -136,10 +137,9 @@ class StreamingUpload:
                 self.drained = trio.Event()
                 await self.drained.wait()
             size = staging.size
-            missing = [n for n in range(1, self.layout.count(size) + 1) if n not in self.sent]
-            async with trio.open_nursery() as nursery:
-                for number in missing:
-                    nursery.start_soon(self._send, staging, number)
+            await self._send_all(
+                staging, [n for n in range(1, self.layout.count(size) + 1) if n not in self.sent]
+            )
             parts = [self.sent[n] for n in range(1, self.layout.count(size) + 1)]
             info = await self.run(
                 self.storage.complete_multipart, self.key, await self._ensure_started(), parts
@@ -149,6 +149,26 @@ class StreamingUpload:
             raise
         self.on_end(self.upload_id or "")
         return info
+
+    async def _send_all(self, staging: Staging, numbers: list[int]) -> None:
+        """Send parts in parallel; the first failure is raised as itself, not as a group of them."""
+        failures: list[StorageError] = []
+
+        async def send(number: int) -> None:
+            try:
+                await self._send(staging, number)
+            except StorageError as exc:
+                failures.append(exc)
+
+        async with trio.open_nursery() as nursery:
+            for number in numbers:
+                nursery.start_soon(send, number)
+        if failures:
+            raise failures[0]
+
+    def part_md5s(self) -> list[str]:
+        """Each sent part's MD5 (base64), in part order, for the blob record."""
+        return [self.md5s[n] for n in sorted(self.sent)]
 
     async def abort(self) -> None:
         """Drop the upload so no parts linger in the bucket (billed, invisible)."""

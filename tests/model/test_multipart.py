@@ -12,7 +12,7 @@ import trio
 
 from objfs.cache.journal import Journal
 from objfs.fs.upload import PartLayout
-from objfs.storage.base import ObjectInfo, Unavailable, UploadedPart
+from objfs.storage.base import ObjectInfo, Unavailable, UploadedPart, content_md5
 from objfs.storage.memory import MemoryStorage
 
 from .support import Client, CountingStorage, Mounts, expect_errno
@@ -131,3 +131,35 @@ def test_part_layout_reaches_five_tebibytes_in_ten_thousand_parts(base: int) -> 
         assert layout.number_at(start) == layout.number_at(end - 1) == number
         assert layout.bounds(number + 1)[0] == end
     assert (layout.count(0), layout.count(1), layout.count(base), layout.count(base + 1)) == (1, 1, 1, 2)
+
+
+async def test_the_blob_record_keeps_each_part_md5(mounts: Mounts) -> None:
+    vfs = parted(mounts)
+    data = os.urandom(5 * PART + 10)
+    handle = await write_in_chunks(vfs, "parts.bin", data)
+    await vfs.close(handle)
+    record = vfs.fs.blobs.get("parts.bin")
+    assert record is not None
+    assert record.checksum == content_md5(data)
+    assert record.part_checksums == [content_md5(data[i : i + PART]) for i in range(0, len(data), PART)]
+
+
+class PartFailingStorage(PartCountingStorage):
+    """A service that stops answering after the second part."""
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: Any, md5: str) -> UploadedPart:
+        if number > 2:
+            raise Unavailable("the service stopped answering", key=key)
+        return super().upload_part(key, upload_id, number, data, md5)
+
+
+async def test_an_upload_cut_off_midway_is_aborted_never_half_visible(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    vfs = mounts.mount(PartFailingStorage(mounts.bucket), **SMALL_PARTS)
+    handle = await write_in_chunks(vfs, "cut.bin", os.urandom(8 * PART))
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    assert not bucket.exists("cut.bin")
+    assert bucket.list_multipart() == []
+    assert vfs.fs.journal.unfinished_uploads() == []
