@@ -19,6 +19,7 @@ from collections.abc import Iterator
 import pyfuse3
 import trio
 
+from .cli.options import MountSpec
 from .errors import EXIT_FAILURE, EXIT_MOUNTPOINT, UserError, from_storage_error
 from .fs.config import FsConfig
 from .fs.model import FileSystem
@@ -52,15 +53,15 @@ class Readiness:
         self._send(f"error {error.exit_code} {error}")
 
 
-def prepare(spec_source: str, mountpoint: str, storage_options: dict[str, str], nonempty: bool) -> Location:
+def prepare(spec: MountSpec) -> Location:
     """Every check that can fail for a user mistake, done before anything is mounted."""
-    check_mountpoint(mountpoint, nonempty=nonempty)
+    check_mountpoint(spec.mountpoint, nonempty=spec.nonempty)
     try:
-        location = open_location(spec_source, storage_options)
+        location = open_location(spec.source, spec.storage_options)
         location.storage.check()
     except StorageError as exc:
         raise from_storage_error(exc) from None
-    return Location(RetryingStorage(location.storage), location.prefix)
+    return Location(RetryingStorage(location.storage, deadline=spec.retry_deadline), location.prefix)
 
 
 @contextlib.contextmanager

@@ -57,7 +57,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     configure_logging("DEBUG" if args.debug else args.log_level, args.log_file)
     readiness = Readiness(args.ready_fd)
     try:
-        location = prepare(spec.source, spec.mountpoint, spec.storage_options, spec.nonempty)
+        location = prepare(spec)
         serve(location, spec.mountpoint, spec.fs_settings, spec.fuse_options, readiness)
     except UserError as exc:
         readiness.failed(exc)

@@ -78,6 +78,7 @@ OPTIONS: dict[str, Option] = {
     "read_ahead": Option("read_ahead", parse_size),
     "block_size": Option("block_size", parse_size),
     "read_strategy": Option("read_strategy", _read_strategy),
+    "retry_deadline": Option("retry_deadline", float),
     "endpoint_url": Option("endpoint_url", str),
     "region": Option("region", str),
     "addressing_style": Option("addressing_style", str),
@@ -141,6 +142,11 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
         "--block-size", type=parse_size, help="unit of reads and of the cache (default 4M)"
     )
     behaviour.add_argument(
+        "--retry-deadline",
+        type=float,
+        help="seconds a failing request is retried before the caller gets EIO (default 30)",
+    )
+    behaviour.add_argument(
         "--read-strategy",
         choices=READ_STRATEGIES,
         help="sequential readers: one streaming GET (stream, default) or parallel ranged GETs (ranges)",
@@ -165,6 +171,7 @@ class MountSpec:
     fs_settings: dict[str, object]
     fuse_options: set[str] = field(default_factory=set)
     nonempty: bool = False
+    retry_deadline: float = 30.0
 
 
 def apply_o_options(args: argparse.Namespace) -> set[str]:
@@ -229,5 +236,11 @@ def mount_spec(args: argparse.Namespace) -> MountSpec:
     settings["cache_dir"] = os.path.abspath(args.cache_dir or default_cache_dir(args.source))
     storage = {name: getattr(args, name) for name in STORAGE_OPTIONS if getattr(args, name)}
     return MountSpec(
-        args.source, os.path.abspath(args.mountpoint), storage, settings, fuse, bool(args.nonempty)
+        args.source,
+        os.path.abspath(args.mountpoint),
+        storage,
+        settings,
+        fuse,
+        bool(args.nonempty),
+        args.retry_deadline if args.retry_deadline is not None else MountSpec.retry_deadline,
     )

@@ -75,6 +75,7 @@ class StreamingUpload:
     sending: set[int] = field(default_factory=set)
     drained: trio.Event = field(default_factory=trio.Event)
     starting: trio.Lock = field(default_factory=trio.Lock)
+    start_failure: StorageError | None = None
 
     def touched(self, start: int, end: int) -> None:
         """Bytes [start, end) changed: parts sent with the old bytes must be sent again."""
@@ -101,15 +102,25 @@ class StreamingUpload:
             log.warning("background upload of part %d of %s failed: %s", number, self.key, exc)
 
     async def _ensure_started(self) -> str:
-        """Create the upload once, however many parts are ready at the same moment."""
+        """Create the upload once, however many parts are ready at the same moment.
+
+        A failed creation fails every part waiting for it at once, instead of each part
+        spending the whole retry deadline on it again; `finish` tries once more.
+        """
         async with self.starting:
+            if self.start_failure is not None:
+                raise self.start_failure
             if self.upload_id is None:
-                self.upload_id = await self.run(
-                    self.storage.create_multipart,
-                    self.key,
-                    metadata=self.metadata,
-                    content_type=self.content_type,
-                )
+                try:
+                    self.upload_id = await self.run(
+                        self.storage.create_multipart,
+                        self.key,
+                        metadata=self.metadata,
+                        content_type=self.content_type,
+                    )
+                except StorageError as exc:
+                    self.start_failure = exc
+                    raise
                 self.on_start(self.key, self.upload_id)
             return self.upload_id
 
@@ -136,6 +147,7 @@ class StreamingUpload:
             while self.sending:
                 self.drained = trio.Event()
                 await self.drained.wait()
+            self.start_failure = None
             size = staging.size
             await self._send_all(
                 staging, [n for n in range(1, self.layout.count(size) + 1) if n not in self.sent]
