@@ -140,9 +140,14 @@ class BlockReader:
             self._read_ahead(version, state, last)
         else:
             state.stop_stream()
-        blocks = [await self.block(version, index, state.stream) for index in range(first, last + 1)]
-        start = offset - first * self.block_size
-        data = b"".join(blocks)[start : start + length]
+        pieces: list[bytes] = []
+        start, remaining = offset - first * self.block_size, length
+        for index in range(first, last + 1):
+            block = await self.block(version, index, state.stream)
+            pieces.append(block[start : start + remaining])  # copy the slice, never the whole block
+            remaining -= len(pieces[-1])
+            start = 0
+        data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         self._check_whole(version, state, offset, data)
         return data
 
@@ -183,9 +188,10 @@ class BlockReader:
         if self.nursery is None or last >= final:
             return
         if self.strategy == "stream":
-            if state.stream is None:
+            if state.stream is None and last + 1 > state.ahead:
+                state.ahead = last + 1
                 state.stream = Stream(version, last + 1, self._window)
-                self.nursery.start_soon(self._run_stream, state.stream, state)
+                self.nursery.start_soon(self._stream_unless_cached, state.stream, state)
             return
         horizon = min(final, last + self._window)
         for index in range(max(last + 1, state.ahead + 1), horizon + 1):
@@ -196,6 +202,19 @@ class BlockReader:
     def _window(self) -> int:
         return max(1, self.read_ahead // self.block_size)
 
+    async def _stream_unless_cached(self, stream: Stream, state: ReadState) -> None:
+        """Stream on, unless the disk cache has the next block: a warm pass reads the disk ahead."""
+        version, index = stream.version, stream.next_index
+        if self.disk is not None:
+            cached = await self.run(self.disk.get, version.key, version.etag, index)
+            if cached is not None:
+                self.memory[(version.key, version.etag, index)] = cached
+                stream.stop()
+                if state.stream is stream:
+                    state.stream = None
+                return
+        await self._run_stream(stream, state)
+
     async def _run_stream(self, stream: Stream, state: ReadState) -> None:
         try:
             await self.run(self._pump, stream, state)
@@ -203,6 +222,8 @@ class BlockReader:
             log.debug("stream of %s stopped: %s", stream.version.key, exc)
         finally:
             stream.stop()
+            if state.stream is stream:
+                state.stream = None
 
     def _pump(self, stream: Stream, state: ReadState) -> None:
         """In a worker thread: cut the streaming GET into blocks and hand each over in order."""
