@@ -25,6 +25,7 @@ class ListingCache(Generic[V]):
     def __init__(self, ttl: float) -> None:
         self.ttl = ttl
         self._listings: dict[str, tuple[float, dict[str, V]]] = {}
+        self._probes: dict[str, int] = {}
 
     def fresh(self, path: str) -> dict[str, V] | None:
         found = self._listings.get(path)
@@ -34,6 +35,19 @@ class ListingCache(Generic[V]):
 
     def store(self, path: str, entries: dict[str, V]) -> None:
         self._listings[path] = (time.monotonic(), entries)
+        self._probes.pop(path, None)
+
+    def worth_listing(self, path: str, small: int, probes: int) -> bool:
+        """Whether listing `path` again beats probing names in it one by one.
+
+        True for a directory that was small when last listed, or in which `probes` names
+        have already been probed: one LIST then answers every lookup for the TTL.
+        """
+        previous = self._listings.get(path)
+        if previous is not None and len(previous[1]) <= small:
+            return True
+        self._probes[path] = self._probes.get(path, 0) + 1
+        return self._probes[path] > probes
 
     def added(self, path: str, entry: V) -> None:
         """The mount created `path`: a cached listing of its parent now holds it."""

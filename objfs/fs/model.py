@@ -62,6 +62,10 @@ from .upload import PartLayout, StreamingUpload
 log = logging.getLogger(__name__)
 T = TypeVar("T")
 POSIX_NAMES = ("mode", "uid", "gid", "mtime", "atime")
+RELIST_ENTRIES = 2000
+"""A directory this small is listed again (at most 2 LISTs) rather than probed name by name."""
+PROBES_BEFORE_LISTING = 2
+"""Lookups probed in a never-listed directory before one listing answers the rest."""
 MD5_META = "md5chksum"
 """rclone's name for the base64 MD5 of an object in its user metadata."""
 PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
@@ -352,9 +356,24 @@ class FileSystem:
         if node is not None and self._current(node):
             return node
         listing = self.listings.fresh(parent.path)
-        if listing is not None and name not in listing:
+        if listing is None and self.listings.worth_listing(
+            parent.path, RELIST_ENTRIES, PROBES_BEFORE_LISTING
+        ):
+            listing = {name: found for name, found in await self._list_dir(parent)}
+        if listing is None:
+            return await self._probe(path)
+        found = listing.get(name)
+        if found is None or self._current(found) or found.meta_known:
+            return found
+        return await self._head_file(path) if not found.is_dir else await self._probe(path)
+
+    async def _head_file(self, path: str) -> Node | None:
+        """A listing said `path` is a file: one HEAD for the user metadata it did not carry."""
+        try:
+            info = await self._io(self.storage.stat, key_of(self.config.prefix, path))
+        except NotFound:
             return None
-        return await self._probe(path)
+        return self._file_node(path, info, info.metadata)
 
     async def _existing(self, parent_ino: int, name: str) -> Node:
         node = await self._find(self._dir(parent_ino), name)

@@ -56,3 +56,29 @@ async def test_own_changes_update_cached_listings(vfs: Client, bucket: MemorySto
     vfs.storage.reset()
     assert sorted(await vfs.listdir("d")) == ["c", "e"]
     assert "list" not in vfs.storage.calls
+
+
+async def test_many_lookups_in_one_directory_cost_one_listing(vfs: Client, bucket: MemoryStorage) -> None:
+    seed(bucket, {f"photos/p{i:03d}.jpg": b"x" for i in range(50)})
+    parent = await vfs.lookup("photos")
+    vfs.storage.reset()
+    for i in range(50):
+        assert await vfs.fs.find(parent.ino, f"p{i:03d}.jpg") is not None
+    for i in range(50):
+        assert await vfs.fs.find(parent.ino, f"new{i}.jpg") is None
+    assert vfs.storage.calls == {"stat": 2, "list": 3}  # two probes, then one listing answers
+
+
+async def test_an_expired_small_listing_is_taken_again_instead_of_probing(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    vfs = mounts.mount(dir_timeout=0.05, attr_timeout=0.05)
+    seed(bucket, {"d/a": b"1"})
+    await vfs.listdir("d")
+    parent = await vfs.lookup("d")
+    await trio.sleep(0.1)
+    vfs.storage.reset()
+    seed(bucket, {"d/b": b"2"})
+    assert await vfs.fs.find(parent.ino, "b") is not None
+    assert await vfs.fs.find(parent.ino, "c") is None
+    assert vfs.storage.calls == {"list": 1}
