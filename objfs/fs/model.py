@@ -347,7 +347,8 @@ class FileSystem:
     def _current(self, node: Node) -> bool:
         """Whether the node's attributes stand without asking the bucket: seen recently, or local."""
         local_only = not node.is_dir and not node.uploaded
-        return node.is_fresh(self.config.attr_timeout) or node.dirty or local_only
+        listed = node.is_dir and self.listings.fresh(node.path) is not None  # just seen to exist
+        return node.is_fresh(self.config.attr_timeout) or node.dirty or local_only or listed
 
     async def _find(self, parent: Node, name: str) -> Node | None:
         self._check_name(name)
