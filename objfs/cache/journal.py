@@ -80,7 +80,7 @@ class Journal(SqliteStore):
             (CLOSING, json.dumps(metadata), content_type, path),
         )
 
-    def stored(self, path: str, etag: str) -> None:
+    def stored(self, path: str, etag: str | None) -> None:
         """The bytes are in the bucket as `etag`; later writes derive from that version."""
         self.execute("UPDATE staged_files SET state = ?, base_etag = ? WHERE path = ?", (OPEN, etag, path))
 

@@ -21,20 +21,19 @@ import time
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from functools import partial
-from typing import Any, BinaryIO, TypeVar
+from typing import Any, TypeVar
 
 import trio
 
 from ..cache.blobs import BlobRecord, BlobRecords
 from ..cache.blocks import BlockCache
-from ..cache.journal import CLOSING, Journal, StagedFile
+from ..cache.journal import Journal
 from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
 from ..storage.base import (
     IntegrityError,
     NotFound,
     ObjectInfo,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unsupported,
@@ -57,6 +56,7 @@ from .mapping import (
     name_problem,
 )
 from .reader import BlockReader, ObjectVersion
+from .recovery import ConflictStored, Recovery
 from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
@@ -74,14 +74,6 @@ RENAME_NOREPLACE = 1  # linux/fs.h; RENAME_EXCHANGE cannot be done with copies
 
 def fail(code: int, detail: str = "") -> OSError:
     return OSError(code, f"{os.strerror(code)}{': ' + detail if detail else ''}")
-
-
-class ConflictStored(OSError):
-    """Owed bytes went beside their object, which had changed: EIO, and where the bytes are."""
-
-    def __init__(self, key: str, conflict_key: str) -> None:
-        super().__init__(errno.EIO, f"{key} changed meanwhile; the written data is in {conflict_key}")
-        self.conflict_key = conflict_key
 
 
 @dataclass(frozen=True)
@@ -109,6 +101,7 @@ class FileSystem:
         self.records = MetadataRecords(config.records_path)
         self.journal = Journal(config.journal_path)
         self.blobs = BlobRecords(config.blobs_path)
+        self.recovery = Recovery(storage, self._io, self.journal, config.recovery_dir)
         self._part_slots = trio.Semaphore(config.parts_in_flight)
         self.blocks = (
             BlockCache(config.blocks_dir, config.cache_size, config.block_size) if config.cache_size else None
@@ -182,59 +175,7 @@ class FileSystem:
         """Run the background tasks: metadata coalescing, part uploads, crash leftovers cleanup."""
         self._nursery = self.reader.nursery = nursery
         nursery.start_soon(self._metadata_flusher)
-        nursery.start_soon(self._abort_unfinished_uploads)
-        nursery.start_soon(self._recover_staged_files)
-
-    async def _recover_staged_files(self) -> None:
-        """After a crash: upload what a close owed; set aside what was never closed."""
-        for entry in self.journal.staged_files():
-            if not os.path.exists(entry.path):
-                self.journal.unstaged(entry.path)
-            elif entry.state == CLOSING:
-                await self._finish_owed_upload(entry)
-            else:
-                self._set_aside(entry)
-
-    async def _finish_owed_upload(self, entry: StagedFile) -> None:
-        with open(entry.path, "rb") as body:
-            try:
-                await self._put_owed(entry.key, body, entry.metadata, entry.content_type, entry.base_etag)
-                log.info("stored %s, whose close was cut short by a crash", entry.key)
-            except ConflictStored:
-                pass
-            except StorageError as exc:
-                log.error(
-                    "%s still owed to the bucket (kept in %s, retried next mount): %s",
-                    entry.key,
-                    entry.path,
-                    exc,
-                )
-                return
-        self.journal.unstaged(entry.path)
-        os.unlink(entry.path)
-
-    def _set_aside(self, entry: StagedFile) -> None:
-        """Bytes of a file open at the crash were never acknowledged: keep them, off the real key."""
-        target = os.path.join(self.config.recovery_dir, f"{entry.key}.{time.strftime('%Y%m%dT%H%M%S')}")
-        os.makedirs(os.path.dirname(target), exist_ok=True)
-        os.replace(entry.path, target)
-        self.journal.unstaged(entry.path)
-        log.warning(
-            "%s was open when objfs stopped; its unsaved bytes are in %s (the object is unchanged)",
-            entry.key,
-            target,
-        )
-
-    async def _abort_unfinished_uploads(self) -> None:
-        """Multipart uploads this cache started before a crash hold invisible parts: drop them."""
-        for key, upload_id in self.journal.unfinished_uploads():
-            try:
-                await self._io(self.storage.abort_multipart, key, upload_id)
-            except StorageError as exc:
-                log.warning("could not abort leftover upload %s of %s: %s", upload_id, key, exc)
-                continue
-            log.info("aborted upload %s of %s left by an earlier crash", upload_id, key)
-            self.journal.upload_ended(upload_id)
+        nursery.start_soon(self.recovery.after_crash)
 
     def close(self) -> None:
         self.records.close()
@@ -707,6 +648,10 @@ class FileSystem:
                     info, metadata = await self._upload_parts(node, staging, metadata)
                 else:
                     info, metadata = await self._put_whole(node, staging, metadata)
+            except ConflictStored:
+                staging.failed = False  # the bytes are stored, beside the object: owed no more
+                self.journal.stored(staging.path, staging.base_etag)
+                raise
             except StorageError as exc:
                 staging.dirty = staging.failed = True
                 log.error("upload of %s failed: %s (request id %s)", self.key(node), exc, exc.request_id)
@@ -725,8 +670,8 @@ class FileSystem:
             md5 = await self._io(content_md5, body)
             metadata = {**metadata, MD5_META: md5}
             if staging.failed:  # a retry must not overwrite a version written since the failure
-                info = await self._put_owed(
-                    self.key(node), body, metadata, node.content_type, staging.base_etag
+                info = await self.recovery.put_owed(
+                    self.key(node), body, md5, metadata, node.content_type, staging.base_etag
                 )
             else:
                 info = await self._io(
@@ -739,43 +684,6 @@ class FileSystem:
                 )
         self._record_blob(info, md5, node.content_type, metadata)
         return info, metadata
-
-    async def _put_owed(
-        self,
-        key: str,
-        body: BinaryIO,
-        metadata: dict[str, str],
-        content_type: str | None,
-        base_etag: str | None,
-    ) -> ObjectInfo:
-        """Store bytes owed since a failure or a crash, but only over the version they derive from.
-
-        If the object changed meanwhile (or appeared, for a new file), the bytes go beside it
-        under a conflict name and ConflictStored says where: nothing is overwritten or lost.
-        """
-        md5 = await self._io(content_md5, body)
-        conditions = {"if_match": base_etag} if base_etag else {"if_none_match": True}
-        try:
-            return await self._io(
-                self.storage.write,
-                key,
-                body,
-                metadata=metadata,
-                content_type=content_type,
-                md5=md5,
-                **conditions,
-            )
-        except PreconditionFailed:
-            conflict = f"{key}.objfs-conflict-{time.strftime('%Y%m%dT%H%M%S')}"
-            await self._io(
-                self.storage.write, conflict, body, metadata=metadata, content_type=content_type, md5=md5
-            )
-            log.warning(
-                "%s changed in the bucket since these bytes were staged; they were stored as %s",
-                key,
-                conflict,
-            )
-            raise ConflictStored(key, conflict) from None
 
     def _record_blob(
         self,
