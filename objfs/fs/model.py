@@ -305,7 +305,10 @@ class FileSystem:
         if listing is None:
             return await self._probe(path)
         found = listing.get(name)
-        if found is None or self._current(found) or found.meta_known:
+        if found is None:
+            return None
+        found = self._live(found)
+        if self._current(found) or found.meta_known:
             return found
         return await self._head_file(path) if not found.is_dir else await self._probe(path)
 
@@ -383,7 +386,20 @@ class FileSystem:
         if cached is None:
             cached = await self._fetch_listing(node)
             self.listings.store(node.path, cached)
-        return sorted(cached.items())
+        return sorted((name, self._live(node)) for name, node in cached.items())
+
+    def _live(self, node: Node) -> Node:
+        """A node from a cached listing as the inode table knows it now.
+
+        The kernel may have forgotten it since the listing was taken (dropping it from the
+        table); handing its old number out again would make the next request ESTALE.
+        """
+        current = self.inodes.at(node.path)
+        if current is not None:
+            return current
+        if self.inodes.get(node.ino) is None and not node.unlinked:
+            self.inodes.add(node)
+        return node
 
     async def _fetch_listing(self, node: Node) -> dict[str, Node]:
         """One delimiter listing per 1000 entries; attributes from it and the metadata records."""

@@ -82,3 +82,17 @@ async def test_an_expired_small_listing_is_taken_again_instead_of_probing(
     assert await vfs.fs.find(parent.ino, "b") is not None
     assert await vfs.fs.find(parent.ino, "c") is None
     assert vfs.storage.calls == {"list": 1}
+
+
+async def test_names_from_a_cached_listing_stay_valid_after_the_kernel_forgets_them(
+    vfs: Client, bucket: MemoryStorage
+) -> None:
+    seed(bucket, {"d/f": b"data"})
+    listed = (await vfs.listdir("d"))["f"]
+    vfs.fs.forget(listed.ino, listed.lookups)  # as after drop_caches: the kernel lets it go
+    parent = await vfs.lookup("d")
+    again = await vfs.fs.find(parent.ino, "f")
+    assert again is not None
+    assert (await vfs.fs.getattr(again.ino)).size == 4
+    handle = await vfs.fs.open(again.ino, 0)
+    assert await vfs.fs.read(handle.fh, 0, 10) == b"data"
