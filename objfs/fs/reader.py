@@ -63,16 +63,23 @@ class ReadState:
     streak: int = 0
     digest: Any = field(default_factory=hashlib.md5)
     hashed: int = 0
+    early: dict[int, bytes] = field(default_factory=dict)
+    """Reads that arrived ahead of the hashed position (the kernel sends read-ahead in parallel)."""
     ahead: int = -1
     """The last block index fetched ahead."""
     stream: Stream | None = None
     moved: trio.Event = field(default_factory=trio.Event)
     """Set (and replaced) at every read, so a stream waiting for the reader wakes."""
 
-    def saw(self, offset: int, length: int) -> bool:
-        """Record a read; True when the reader is sequential."""
-        self.streak = self.streak + 1 if offset == self.next_offset else 0
-        self.next_offset = offset + length
+    def saw(self, offset: int, length: int, slack: int) -> bool:
+        """Record a read; True when the reader is sequential.
+
+        The kernel's read-ahead sends several reads at once and they may arrive out of order,
+        so a read within `slack` of the furthest one so far still counts as sequential.
+        """
+        near = self.next_offset - slack <= offset <= self.next_offset + slack
+        self.streak = self.streak + 1 if near else 0
+        self.next_offset = max(self.next_offset, offset + length) if near else offset + length
         moved, self.moved = self.moved, trio.Event()
         moved.set()
         return self.streak >= SEQUENTIAL_AFTER
@@ -136,7 +143,7 @@ class BlockReader:
         if length == 0:
             return b""
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
-        if state.saw(offset, length):
+        if state.saw(offset, length, slack=2 * self.block_size):
             self._read_ahead(version, state, last)
         else:
             state.stop_stream()
@@ -260,10 +267,16 @@ class BlockReader:
 
     def _check_whole(self, version: ObjectVersion, state: ReadState, offset: int, data: bytes) -> None:
         """Hash what a reader reads from byte 0 in order; at the end, compare with the object's MD5."""
-        if offset != state.hashed:
+        if state.hashed < 0 or offset < state.hashed:
             return
-        state.digest.update(data)
-        state.hashed += len(data)
+        if offset > state.hashed:
+            if sum(map(len, state.early.values())) + len(data) <= 2 * self.block_size:
+                state.early[offset] = data  # bounded: a reader that skips ahead goes unchecked
+            return
+        while data:
+            state.digest.update(data)
+            state.hashed += len(data)
+            data = state.early.pop(state.hashed, b"")
         if state.hashed < version.size:
             return
         expected = version.md5_base64
