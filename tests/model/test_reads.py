@@ -124,3 +124,17 @@ async def test_a_stream_stops_when_the_reader_jumps_or_closes(mounts: Mounts, bu
     assert await vfs.fs.read(handle.fh, 30 * BLOCK, 10) == body[30 * BLOCK : 30 * BLOCK + 10]
     assert handle.reading.stream is None
     await vfs.close(handle)
+
+
+async def test_out_of_order_read_ahead_is_still_checked_whole(mounts: Mounts, bucket: MemoryStorage) -> None:
+    vfs = small_blocks(mounts, strategy="stream")
+    body = os.urandom(BLOCK * 4)
+    seed(bucket, {"rotten": body})
+    bucket._objects["rotten"].body = body[:-1] + b"X"
+    handle = await vfs.open("rotten")
+    chunk = BLOCK // 2
+    offsets = list(range(0, len(body), chunk))
+    offsets[2], offsets[3] = offsets[3], offsets[2]  # as the kernel's parallel read-ahead delivers them
+    with expect_errno(errno.EIO):
+        for offset in offsets:
+            await vfs.fs.read(handle.fh, offset, chunk)
