@@ -28,6 +28,22 @@ def proxy(moto_endpoint: str) -> Iterator[CuttableProxy]:
         cuttable.close()
 
 
+def wait_for_a_part(client: Any, bucket: str) -> bool:
+    """Cut only once a part has landed: the upload id is then known to objfs and journalled.
+
+    (An upload whose creation reply the outage swallowed has an id objfs never learnt; no
+    client can tell it from another's, and a bucket lifecycle rule is what reclaims those.)
+    """
+    deadline = time.monotonic() + 10
+    while time.monotonic() < deadline:
+        for upload in client.list_multipart_uploads(Bucket=bucket).get("Uploads", []):
+            parts = client.list_parts(Bucket=bucket, Key=upload["Key"], UploadId=upload["UploadId"])
+            if parts.get("Parts"):
+                return True
+        time.sleep(0.05)
+    return False
+
+
 def object_exists(client: Any, bucket: str, key: str) -> bool:
     return any(o["Key"] == key for o in client.list_objects_v2(Bucket=bucket).get("Contents", []))
 
@@ -40,6 +56,7 @@ def test_an_upload_cut_off_midway_is_never_half_visible(
     with mounted(f"s3://{s3_bucket}", tmp_path, s3_env, *options) as mount:
         writer = os.open(mount.path / "big.bin", os.O_WRONLY | os.O_CREAT, 0o644)
         os.write(writer, data[: 24 * MIB])  # past the multipart threshold: parts are on their way
+        assert wait_for_a_part(s3_client, s3_bucket)
         proxy.cut()
         os.write(writer, data[24 * MIB :])
         started = time.monotonic()

@@ -76,7 +76,13 @@ class CuttableProxy:
 
 
 def _reset(sock: socket.socket) -> None:
-    """Close with RST, as a dead server's host would answer, rather than a polite FIN."""
+    """Drop a connection at once, as a dead server's host would.
+
+    shutdown() first: a plain close() does nothing while a pump thread is blocked in recv()
+    on the socket, and the client would wait for its read timeout instead of failing.
+    """
     with contextlib.suppress(OSError):
         sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, b"\x01\x00\x00\x00\x00\x00\x00\x00")
+        sock.shutdown(socket.SHUT_RDWR)
+    with contextlib.suppress(OSError):
         sock.close()
