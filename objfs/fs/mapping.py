@@ -131,7 +131,3 @@ def encode_meta(meta: PosixMeta, base: dict[str, str] | None = None) -> dict[str
 
 def is_dir_mode(mode: int | None) -> bool:
     return mode is not None and stat.S_ISDIR(mode)
-
-
-def is_link_mode(mode: int | None) -> bool:
-    return mode is not None and stat.S_ISLNK(mode)

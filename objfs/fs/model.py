@@ -32,6 +32,7 @@ from ..cache.listings import ListingCache
 from ..cache.records import MetadataRecords
 from ..storage.base import (
     IntegrityError,
+    ListPage,
     NotFound,
     ObjectInfo,
     Storage,
@@ -369,17 +370,23 @@ class FileSystem:
     def releasedir(self, fh: int) -> None:
         self.dir_handles.pop(fh, None)
 
+    async def _pages(self, prefix: str, delimiter: str | None) -> AsyncIterator[ListPage]:
+        """Every page of a listing, one request each, following the continuation tokens."""
+        token = None
+        while True:
+            page = await self._io(self.storage.list, prefix, delimiter, token, 1000)
+            yield page
+            token = page.next_token
+            if not token:
+                return
+
     async def _list_all(self, prefix: str) -> tuple[list[ObjectInfo], list[str]]:
         objects: list[ObjectInfo] = []
         prefixes: list[str] = []
-        token = None
-        while True:
-            page = await self._io(self.storage.list, prefix, "/", token, 1000)
+        async for page in self._pages(prefix, "/"):
             objects += page.objects
             prefixes += page.prefixes
-            token = page.next_token
-            if not token:
-                return objects, prefixes
+        return objects, prefixes
 
     async def _list_dir(self, node: Node) -> list[tuple[str, Node]]:
         cached = self.listings.fresh(node.path)
@@ -937,7 +944,7 @@ class FileSystem:
             await self._upload(child)
         old_prefix = dir_key(self.config.prefix, node.path)
         new_prefix = dir_key(self.config.prefix, new_path)
-        infos = [info async for info in self._walk(old_prefix)]
+        infos = [info async for page in self._pages(old_prefix, None) for info in page.objects]
 
         async def move(info: ObjectInfo) -> None:
             copied = await self._io(self.storage.copy, info.key, new_prefix + info.key[len(old_prefix) :])
@@ -949,16 +956,6 @@ class FileSystem:
         async with trio.open_nursery() as nursery:
             for info in infos:
                 nursery.start_soon(self._io, self.storage.delete, info.key)
-
-    async def _walk(self, prefix: str) -> AsyncIterator[ObjectInfo]:
-        token = None
-        while True:
-            page = await self._io(self.storage.list, prefix, None, token, 1000)
-            for info in page.objects:
-                yield info
-            token = page.next_token
-            if not token:
-                return
 
     def _move_record(self, old_key: str, old_etag: str | None, copied: ObjectInfo) -> None:
         old = self.records.get(old_key, old_etag) if old_etag else None

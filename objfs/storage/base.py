@@ -153,10 +153,6 @@ def content_md5(data: Payload) -> str:
     return base64.b64encode(digest.digest()).decode()
 
 
-def join_key(prefix: str, name: str) -> str:
-    return f"{prefix.rstrip('/')}/{name}" if prefix.strip("/") else name
-
-
 class Storage(ABC):
     """One bucket (or container, or folder) of one service.
 
@@ -357,7 +353,6 @@ __all__ = [
     "Unsupported",
     "UploadedPart",
     "content_md5",
-    "join_key",
     "payload_bytes",
     "payload_size",
 ]
