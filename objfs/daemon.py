@@ -57,7 +57,7 @@ def prepare(spec: MountSpec) -> Location:
     """Every check that can fail for a user mistake, done before anything is mounted."""
     check_mountpoint(spec.mountpoint, nonempty=spec.nonempty)
     try:
-        location = open_location(spec.source, spec.storage_options)
+        location = open_location(spec.source, spec.storage_flags, spec.storage_base)
         location.storage.check()
     except StorageError as exc:
         raise from_storage_error(exc) from None

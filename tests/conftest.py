@@ -1,26 +1,25 @@
-"""Fixtures shared by every suite: a moto S3 server, test credentials, and fresh buckets."""
+"""Fixtures shared by every suite: a moto S3 server, test credentials, and fresh buckets.
+
+Every module of `servers/` is loaded as a plugin, so a loopback server's session fixture is
+one new module there (`process` is their common part and the `dialect_*` modules are parts of
+the dialect server, so neither is a plugin).
+"""
 
 from __future__ import annotations
 
 import os
 import uuid
-from collections.abc import Iterator
+from pathlib import Path
 
 import boto3
 import pytest
-from servers.moto import start_moto
 
 TEST_REGION = "us-east-1"
-
-
-@pytest.fixture(scope="session")
-def moto_endpoint() -> Iterator[str]:
-    """One server for the run: starting one costs a second, and fresh buckets keep tests apart."""
-    server = start_moto()
-    try:
-        yield server.endpoint
-    finally:
-        server.stop()
+pytest_plugins = sorted(
+    f"servers.{path.stem}"
+    for path in (Path(__file__).parent / "servers").glob("*.py")
+    if path.stem != "process" and not path.stem.startswith(("_", "dialect_"))
+)
 
 
 @pytest.fixture

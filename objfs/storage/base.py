@@ -17,7 +17,10 @@ import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from typing import BinaryIO, ClassVar
+from typing import TYPE_CHECKING, BinaryIO, ClassVar
+
+if TYPE_CHECKING:
+    from .settings import SettingNames, Settings
 
 Payload = bytes | BinaryIO
 """What `write` and `upload_part` accept: bytes in memory, or a readable file positioned at 0."""
@@ -73,6 +76,13 @@ class Unsupported(StorageError):
 
 class InvalidKey(StorageError):
     errno = errno.EINVAL
+
+
+class Archived(StorageError):
+    """The object sits in an archive storage class (Glacier, Archive, Cold) and must be restored
+    before it can be read. EREMOTE, as s3fs reports it: the data is not here to be read."""
+
+    errno = errno.EREMOTE
 
 
 @dataclass(frozen=True)
@@ -163,12 +173,26 @@ class Storage(ABC):
     scheme: ClassVar[str]
     capabilities: ClassVar[Capabilities] = Capabilities()
 
+    names: ClassVar[SettingNames]
+    flag_names: ClassVar[dict[str, str]] = {}
+    """Backend-specific command-line flags and the settings they write, e.g. S3's addressing style."""
+
+    @classmethod
+    def url_settings(cls, bucket: str, path: str, variant: str | None = None) -> dict[str, str]:
+        """The settings `scheme[+variant]://bucket/path` stands for: the bucket and the prefix."""
+        if variant is not None:
+            raise BadConfiguration(f"{cls.scheme}+{variant}: the {cls.scheme} scheme has no variants")
+        if not bucket:
+            raise BadConfiguration(f"a {cls.scheme} URL needs a bucket: {cls.scheme}://bucket/prefix")
+        assert cls.names.bucket is not None  # a backend without a bucket setting overrides this
+        return {cls.names.bucket: bucket, cls.names.prefix: path}
+
     @classmethod
     @abstractmethod
-    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
-        """Build from the parts of `scheme://bucket/path` and CLI options; returns (storage, prefix).
+    def from_settings(cls, settings: Settings) -> Storage:
+        """Build from settings (see `objfs.storage.settings`); the prefix is the registry's business.
 
-        Raises `BadConfiguration` for an option the backend cannot use or a missing bucket name.
+        Raises `BadConfiguration` naming the setting that is missing or malformed, never its value.
         """
 
     @abstractmethod
@@ -318,6 +342,23 @@ class Storage(ABC):
                 found.add(rel)
         return sorted(found)
 
+    def check_conditions(self, key: str, if_match: str | None, if_none_match: bool) -> None:
+        """Write conditions checked with a stat, for services that cannot check them in the write.
+
+        Another writer can land between this check and the write, so a backend using it declares
+        `conditional_write=False`; it still stops the common case of a stale or clashing write.
+        """
+        if if_match is None and not if_none_match:
+            return
+        try:
+            current = self.stat(key).etag
+        except NotFound:
+            current = None
+        if if_none_match and current is not None:
+            raise PreconditionFailed(f"{key} already exists", key=key)
+        if if_match is not None and current != if_match:
+            raise PreconditionFailed(f"{key} changed: its etag is no longer {if_match}", key=key)
+
     def copy_via_client(
         self, src: str, dst: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
     ) -> ObjectInfo:
@@ -336,6 +377,7 @@ class Storage(ABC):
 
 
 __all__ = [
+    "Archived",
     "BadConfiguration",
     "Capabilities",
     "IntegrityError",

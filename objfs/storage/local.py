@@ -44,7 +44,9 @@ from .base import (
     payload_size,
 )
 from .listing import page_of_keys
+from .settings import PREFIX, SettingNames, Settings
 
+LOCAL_PATH = "STORAGE_LOCAL_PATH"
 RESERVED = ".objfs"
 XATTR_DIR = "user.objfs.dir"
 XATTR_TYPE = "user.objfs.content_type"
@@ -63,6 +65,7 @@ class LocalStorage(Storage):
     """Objects as plain files, so the folder stays readable by any other tool."""
 
     scheme = "local"
+    names = SettingNames()
     capabilities = Capabilities(
         copy=True,
         multipart=True,
@@ -77,17 +80,21 @@ class LocalStorage(Storage):
         self._internal = os.path.join(self.root, RESERVED)
 
     @classmethod
-    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
+    def url_settings(cls, bucket: str, path: str, variant: str | None = None) -> dict[str, str]:
         """`local:///srv/bucket`: the whole path is the folder, so the prefix is always empty."""
+        if variant is not None:
+            raise BadConfiguration(f"local+{variant}: the local scheme has no variants")
         if bucket not in ("", "localhost"):
             raise BadConfiguration(
                 f"local URLs name a folder on this machine, not on {bucket!r}: use local:///path"
             )
-        if options:
-            raise BadConfiguration(f"local does not understand option(s): {', '.join(sorted(options))}")
         if not path:
             raise BadConfiguration("a local URL needs a folder: local:///srv/bucket")
-        return cls(path), ""
+        return {LOCAL_PATH: path, PREFIX: ""}
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls(settings.require(LOCAL_PATH, "the folder to mount, e.g. /srv/bucket"))
 
     def describe(self) -> str:
         return f"local://{self.root}"

@@ -24,6 +24,7 @@ from .base import (
     payload_bytes,
 )
 from .listing import page_of_keys
+from .settings import SettingNames, Settings
 
 
 @dataclass
@@ -48,6 +49,7 @@ class MemoryStorage(Storage):
     """
 
     scheme = "memory"
+    names = SettingNames(bucket="MEMORY_BUCKET_NAME")
     capabilities = Capabilities(
         conditional_write=True, metadata_in_listing=True, min_part_size=1, etag_is_md5=True
     )
@@ -63,8 +65,13 @@ class MemoryStorage(Storage):
         self._lock = self._bucket_locks.setdefault(bucket, threading.Lock())
 
     @classmethod
-    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
-        return cls(bucket or "default"), path
+    def url_settings(cls, bucket: str, path: str, variant: str | None = None) -> dict[str, str]:
+        """`memory://` alone is the bucket named `default`."""
+        return super().url_settings(bucket or "default", path, variant)
+
+    @classmethod
+    def from_settings(cls, settings: Settings) -> Storage:
+        return cls(settings.get("MEMORY_BUCKET_NAME", "default"))
 
     def describe(self) -> str:
         return f"memory://{self.bucket}"

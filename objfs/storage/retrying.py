@@ -12,7 +12,7 @@ import logging
 import re
 import time
 from collections.abc import Callable, Iterator
-from typing import Any, NoReturn, TypeVar
+from typing import TYPE_CHECKING, Any, NoReturn, TypeVar
 
 from tenacity import (
     RetryCallState,
@@ -22,6 +22,9 @@ from tenacity import (
     stop_after_delay,
     wait_random_exponential,
 )
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 from .base import (
     ListPage,
@@ -76,12 +79,13 @@ class RetryingStorage(Storage):
         self.deadline = deadline
         self.scheme = inner.scheme  # instance attributes that mirror whichever backend is wrapped
         self.capabilities = inner.capabilities
+        self.names = inner.names
         self._backoff = wait_random_exponential(multiplier=backoff, max=max_backoff)
 
     @classmethod
-    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> NoReturn:
+    def from_settings(cls, settings: Settings) -> NoReturn:
         """Not a backend of its own: wrap an opened one, `RetryingStorage(open_location(url).storage)`."""
-        raise TypeError("RetryingStorage wraps an opened backend; it is not built from a URL")
+        raise TypeError("RetryingStorage wraps an opened backend; it is not built from settings")
 
     def describe(self) -> str:
         return self.inner.describe()

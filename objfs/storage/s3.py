@@ -1,16 +1,20 @@
 """Amazon S3 and S3-compatible services (MinIO, Ceph, moto) through one shared boto3 client.
 
-Credentials come only from boto3's standard chain (environment, ~/.aws, instance role), so no
-secret ever passes through objfs options, URLs or messages.
+Credentials come from `S3_ACCESS_KEY`/`S3_SECRET_KEY` (environment or a 0600 file), else from
+boto3's standard chain (AWS_* variables, ~/.aws, instance role); never from a flag or a URL, and
+no message ever contains one.
 """
 
 from __future__ import annotations
 
+import base64
+import binascii
 import contextlib
 import socket
 import time
 from collections.abc import Iterator
 from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 from email.utils import parsedate_to_datetime
 from typing import Any
 
@@ -32,6 +36,7 @@ from botocore.exceptions import ConnectionError as SdkConnectionError
 
 from .base import (
     STREAM_CHUNK,
+    Archived,
     BadConfiguration,
     Capabilities,
     IntegrityError,
@@ -49,9 +54,18 @@ from .base import (
     UploadedPart,
     payload_size,
 )
+from .settings import (
+    CA_BUNDLE,
+    PROXY,
+    SSE_C_KEY,
+    SSE_KMS_KEY_ID,
+    STORAGE_CLASS,
+    SettingNames,
+    Settings,
+)
 
-OPTIONS = frozenset({"endpoint_url", "region", "addressing_style", "profile"})
 ADDRESSING_STYLES = ("auto", "path", "virtual")
+SIGNATURE_VERSIONS = ("s3v4", "s3")
 COPY_WORKERS = 8
 """Parts of one multipart copy in flight at once; each is a server-side request, so few suffice."""
 NO_CREDENTIALS = "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure a profile"
@@ -73,6 +87,7 @@ _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
     "InvalidPart": IntegrityError,
     "InvalidPartOrder": IntegrityError,
     "KeyTooLongError": InvalidKey,
+    "InvalidObjectState": Archived,
     # throttling and timeouts arrive as HTTP 400 on some services: transient, so retried
     "RequestTimeout": Unavailable,
     "SlowDown": Unavailable,
@@ -94,11 +109,125 @@ _REJECTED_CREDENTIALS = frozenset(
 )
 
 
+@dataclass(frozen=True)
+class S3Connection:
+    """How to reach and sign for an S3 service, and what every new object gets (encryption, class).
+
+    Secrets stay out of `repr`, so a logged or printed connection shows none.
+    """
+
+    endpoint_url: str | None = None
+    region: str | None = None
+    addressing_style: str = "auto"
+    signature_version: str | None = None
+    profile: str | None = None
+    access_key: str | None = field(default=None, repr=False)
+    secret_key: str | None = field(default=None, repr=False)
+    ca_bundle: str | None = None
+    proxy: str | None = None
+    sse: str | None = None
+    sse_kms_key_id: str | None = None
+    sse_c_key: bytes | None = field(default=None, repr=False)
+    storage_class: str | None = None
+
+    @classmethod
+    def from_settings(cls, settings: Settings, prefix: str, **overrides: Any) -> S3Connection:
+        """Read `{prefix}_ENDPOINT`, `{prefix}_ACCESS_KEY`, ... as the seed names them for S3 and OCI."""
+        access, secret = settings.get(f"{prefix}_ACCESS_KEY"), settings.get(f"{prefix}_SECRET_KEY")
+        if (access is None) != (secret is None):
+            raise BadConfiguration(f"{prefix}_ACCESS_KEY and {prefix}_SECRET_KEY must be set together")
+        if settings.flag(f"{prefix}_USE_AWS_MANAGED_IAM"):
+            access = secret = None  # the instance role, through boto3's chain
+        values: dict[str, Any] = {
+            "endpoint_url": settings.get(f"{prefix}_ENDPOINT"),
+            "region": settings.get(f"{prefix}_REGION"),
+            "addressing_style": settings.choice(f"{prefix}_ADDRESS_STYLE", ADDRESSING_STYLES, "auto"),
+            "signature_version": _signature_version(settings.get(f"{prefix}_SIGNATURE_VERSION")),
+            "profile": settings.get("AWS_PROFILE"),
+            "access_key": access,
+            "secret_key": secret,
+            "ca_bundle": settings.get(CA_BUNDLE),
+            "proxy": settings.get(PROXY),
+            "sse": settings.sse(),
+            "sse_kms_key_id": settings.get(SSE_KMS_KEY_ID),
+            "sse_c_key": _sse_c_key(settings),
+            "storage_class": settings.get(STORAGE_CLASS),
+        }
+        return cls(**{**values, **overrides})
+
+    def session(self) -> Any:
+        return boto3.session.Session(
+            profile_name=self.profile,
+            region_name=self.region,
+            aws_access_key_id=self.access_key,
+            aws_secret_access_key=self.secret_key,
+        )
+
+    def config(self, attempts: int, **timeouts: float) -> Config:
+        """Checksums only when S3 demands them, since S3-compatible services often reject them."""
+        return Config(
+            max_pool_connections=32,
+            retries={"mode": "standard", "max_attempts": attempts},
+            s3={"addressing_style": self.addressing_style},
+            signature_version=self.signature_version,
+            proxies={"http": self.proxy, "https": self.proxy} if self.proxy else None,
+            request_checksum_calculation="when_required",
+            response_checksum_validation="when_required",
+            **timeouts,
+        )
+
+    def write_arguments(self) -> dict[str, Any]:
+        """What PUT, CreateMultipartUpload and CopyObject add for encryption and storage class."""
+        arguments: dict[str, Any] = self.read_arguments()
+        if self.sse == "sse-s3":
+            arguments["ServerSideEncryption"] = "AES256"
+        elif self.sse == "sse-kms":
+            arguments["ServerSideEncryption"] = "aws:kms"
+            if self.sse_kms_key_id:
+                arguments["SSEKMSKeyId"] = self.sse_kms_key_id
+        if self.storage_class:
+            arguments["StorageClass"] = self.storage_class
+        return arguments
+
+    def read_arguments(self) -> dict[str, Any]:
+        """With SSE-C every request that touches the bytes must present the key again."""
+        if self.sse_c_key is None:
+            return {}
+        return {"SSECustomerAlgorithm": "AES256", "SSECustomerKey": self.sse_c_key}
+
+    def copy_source_arguments(self) -> dict[str, Any]:
+        return {f"CopySource{name}": value for name, value in self.read_arguments().items()}
+
+
+def _signature_version(text: str | None) -> str | None:
+    """`v4`/`s3v4` or `v2`/`s3`, as deployments spell them; None lets botocore choose (SigV4)."""
+    if text is None:
+        return None
+    version = {"v4": "s3v4", "v2": "s3"}.get(text.lower(), text.lower())
+    if version not in SIGNATURE_VERSIONS:
+        raise BadConfiguration("S3_SIGNATURE_VERSION must be v4 (s3v4) or v2 (s3)")
+    return version
+
+
+def _sse_c_key(settings: Settings) -> bytes | None:
+    if settings.sse() != "sse-c":
+        return None
+    try:
+        key = base64.b64decode(settings.require(SSE_C_KEY, "the SSE-C key"), validate=True)
+    except binascii.Error:
+        key = b""
+    if len(key) != 32:
+        raise BadConfiguration(f"{SSE_C_KEY} must be a base64-encoded 256-bit key")
+    return key
+
+
 class S3Storage(Storage):
     """One bucket; every method is one (or, for copy and complete, two) S3 requests, except a copy
     of a source over `copy_limit`, which takes one request per part."""
 
     scheme = "s3"
+    names = SettingNames(bucket="S3_BUCKET_NAME", endpoint="S3_ENDPOINT", region="S3_REGION")
+    flag_names = {"addressing_style": "S3_ADDRESS_STYLE", "profile": "AWS_PROFILE"}
     capabilities = Capabilities(
         copy=True,
         multipart=True,
@@ -112,50 +241,32 @@ class S3Storage(Storage):
     copy_part_size: int = 64 * 1024**2
     """Bytes per UploadPartCopy; raised for huge sources so the copy stays within S3's part count."""
 
-    def __init__(
-        self,
-        bucket: str,
-        *,
-        endpoint_url: str | None = None,
-        region: str | None = None,
-        addressing_style: str = "auto",
-        profile: str | None = None,
-    ) -> None:
-        if addressing_style not in ADDRESSING_STYLES:
-            raise BadConfiguration(
-                f"addressing_style must be one of {', '.join(ADDRESSING_STYLES)}, not {addressing_style!r}"
-            )
+    def __init__(self, bucket: str, connection: S3Connection | None = None) -> None:
         self.bucket = bucket
-        self._endpoint_url = endpoint_url
-        self._addressing_style = addressing_style
+        self._connection = connection or S3Connection()
         try:
-            self._session = boto3.session.Session(profile_name=profile, region_name=region)
-            # One attempt: RetryingStorage retries every backend the same way, so the SDK must not too.
+            self._session = self._connection.session()
             # one attempt: objfs.storage.retrying retries every backend the same way; the
             # timeouts bound how long a request to a hung server can hold a worker thread
             self._client = self._make_client(attempts=1, connect_timeout=10, read_timeout=60)
         except (BotoCoreError, ValueError) as exc:
             raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
         self._endpoint = self._client.meta.endpoint_url
+        self._writes = self._connection.write_arguments()
+        self._reads = self._connection.read_arguments()
 
     @classmethod
-    def from_url(cls, bucket: str, path: str, options: dict[str, str]) -> tuple[Storage, str]:
-        unknown = sorted(set(options) - OPTIONS)
-        if unknown:
-            raise BadConfiguration(f"s3 does not understand option(s): {', '.join(unknown)}")
-        if not bucket:
-            raise BadConfiguration("an s3 URL needs a bucket name: s3://bucket/prefix")
-        storage = cls(
-            bucket,
-            endpoint_url=options.get("endpoint_url") or None,
-            region=options.get("region") or None,
-            addressing_style=options.get("addressing_style") or "auto",
-            profile=options.get("profile") or None,
-        )
-        return storage, path
+    def from_settings(cls, settings: Settings) -> Storage:
+        bucket = settings.require(cls.names.bucket or "", f"the bucket: {cls.scheme}://bucket/prefix")
+        return cls(bucket, cls.connection_from(settings))
+
+    @classmethod
+    def connection_from(cls, settings: Settings) -> S3Connection:
+        """The client settings of S3 proper; S3-compatible services adjust them in subclasses."""
+        return S3Connection.from_settings(settings, "S3")
 
     def describe(self) -> str:
-        return f"s3://{self.bucket}"
+        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with a client that never retries, so a wrong endpoint fails in seconds.
@@ -172,7 +283,7 @@ class S3Storage(Storage):
 
     def stat(self, key: str) -> ObjectInfo:
         with self._calls(key):
-            head = self._client.head_object(Bucket=self.bucket, Key=key)
+            head = self._client.head_object(Bucket=self.bucket, Key=key, **self._reads)
         return ObjectInfo(
             key,
             head["ContentLength"],
@@ -210,7 +321,7 @@ class S3Storage(Storage):
         md5: str | None = None,
     ) -> ObjectInfo:
         size = payload_size(data)
-        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data}
+        args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, **self._writes}
         args.update(_attributes(metadata, content_type))
         if if_match is not None:
             args["IfMatch"] = f'"{if_match}"'
@@ -276,6 +387,8 @@ class S3Storage(Storage):
             "Key": dst,
             "CopySource": {"Bucket": self.bucket, "Key": src},
             "MetadataDirective": "REPLACE" if replace else "COPY",
+            **self._writes,
+            **self._connection.copy_source_arguments(),
         }
         if replace:
             args.update(_attributes(kept, kind))
@@ -293,14 +406,20 @@ class S3Storage(Storage):
     ) -> str:
         with self._calls(key):
             response = self._client.create_multipart_upload(
-                Bucket=self.bucket, Key=key, **_attributes(metadata, content_type)
+                Bucket=self.bucket, Key=key, **_attributes(metadata, content_type), **self._writes
             )
         return response["UploadId"]
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
         with self._calls(key):
             response = self._client.upload_part(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, PartNumber=number, Body=data, ContentMD5=md5
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                PartNumber=number,
+                Body=data,
+                ContentMD5=md5,
+                **self._reads,
             )
         return UploadedPart(number, _etag(response))
 
@@ -392,26 +511,24 @@ class S3Storage(Storage):
             CopySource={"Bucket": self.bucket, "Key": source.key},
             CopySourceRange=_byte_range(offset, length),
             CopySourceIfMatch=f'"{source.etag}"',
+            **self._reads,
+            **self._connection.copy_source_arguments(),
         )
         return response["CopyPartResult"]["ETag"]
 
     def _make_client(self, attempts: int, **timeouts: float) -> Any:
-        """A low-level client; checksums only when S3 demands them, since S3-compatibles often reject them."""
-        config = Config(
-            max_pool_connections=32,
-            retries={"mode": "standard", "max_attempts": attempts},
-            s3={"addressing_style": self._addressing_style},
-            request_checksum_calculation="when_required",
-            response_checksum_validation="when_required",
-            **timeouts,
+        return self._session.client(
+            "s3",
+            endpoint_url=self._connection.endpoint_url,
+            verify=self._connection.ca_bundle,
+            config=self._connection.config(attempts, **timeouts),
         )
-        return self._session.client("s3", endpoint_url=self._endpoint_url, config=config)
 
     def _body(self, key: str, offset: int, length: int | None) -> Any:
         """GET a byte range; None when it starts past the end, which S3 reports as InvalidRange."""
         ranged = {} if offset == 0 and length is None else {"Range": _byte_range(offset, length)}
         try:
-            return self._client.get_object(Bucket=self.bucket, Key=key, **ranged)["Body"]
+            return self._client.get_object(Bucket=self.bucket, Key=key, **ranged, **self._reads)["Body"]
         except ClientError as exc:
             if exc.response.get("Error", {}).get("Code") == "InvalidRange":
                 return None
@@ -452,6 +569,8 @@ class S3Storage(Storage):
             return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
         if kind is PermissionDenied:
             return f"access denied to {self._where(key)} ({code})"
+        if kind is Archived:
+            return f"{self._where(key)} is archived (Glacier-class); restore it before reading ({code})"
         return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
 
     def _sdk_error(self, exc: BotoCoreError, key: str | None) -> StorageError:
@@ -467,7 +586,7 @@ class S3Storage(Storage):
         return Unavailable(f"{self._where(key)}: {_one_line(exc)}", key=key)
 
     def _where(self, key: str | None) -> str:
-        return f"s3://{self.bucket}/{key}" if key else self.describe()
+        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
 
 
 def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, Any]:

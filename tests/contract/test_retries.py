@@ -37,6 +37,7 @@ from objfs.storage.base import (
 )
 from objfs.storage.memory import MemoryStorage
 from objfs.storage.retrying import RetryingStorage
+from objfs.storage.settings import Settings
 
 STREAM_PIECE = 4
 
@@ -179,7 +180,7 @@ def test_the_wrapper_mirrors_the_backend(inner: ScriptedStorage) -> None:
         inner.describe(),
     )
     with pytest.raises(TypeError):
-        RetryingStorage.from_url("bucket", "", {})
+        RetryingStorage.from_settings(Settings())
 
 
 def test_a_file_payload_is_sent_whole_on_every_attempt(inner: ScriptedStorage) -> None:
@@ -269,7 +270,7 @@ def test_a_stopped_s3_server_gives_eio_within_the_deadline(s3_env: dict[str, str
         client = boto3.session.Session().client("s3", endpoint_url=server.endpoint, region_name="us-east-1")
         client.create_bucket(Bucket=bucket)
         client.close()
-        options = {"endpoint_url": server.endpoint, "region": "us-east-1"}
+        options = {"endpoint": server.endpoint, "region": "us-east-1"}
         storage = RetryingStorage(registry.open_location(f"s3://{bucket}", options).storage, deadline=3)
         storage.write("k", b"alive")
         assert storage.read("k") == b"alive"

@@ -25,7 +25,7 @@ CONTENT_TYPE = "application/x-test"
 
 @pytest.fixture
 def s3(moto_endpoint: str, s3_bucket: str) -> Iterator[S3Storage]:
-    options = {"endpoint_url": moto_endpoint, "region": "us-east-1"}
+    options = {"endpoint": moto_endpoint, "region": "us-east-1"}
     storage = registry.open_location(f"s3://{s3_bucket}", options).storage
     assert isinstance(storage, S3Storage)
     storage.copy_limit = 6 * MIB

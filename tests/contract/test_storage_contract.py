@@ -15,6 +15,7 @@ from collections.abc import Iterator
 from pathlib import Path
 from urllib.request import urlopen
 
+import backends
 import pytest
 from botocore.stub import Stubber
 from servers.moto import start_moto
@@ -35,39 +36,32 @@ from objfs.storage.base import (
 )
 from objfs.storage.local import LocalStorage
 from objfs.storage.memory import MemoryStorage
-from objfs.storage.s3 import NO_CREDENTIALS, S3Storage
+from objfs.storage.s3 import NO_CREDENTIALS, S3Connection, S3Storage
 
 MIB = 1024 * 1024
 REGION = "us-east-1"
 
 
-def _bucket(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    """A fresh, empty bucket of `kind`; S3 goes through the registry, as a mount would."""
-    if kind == "memory":
-        opened: Storage = MemoryStorage(f"contract-{uuid.uuid4().hex}")
-    elif kind == "local":
-        (tmp_path / "bucket").mkdir()
-        opened = LocalStorage(tmp_path / "bucket")
-    else:
-        options = {"endpoint_url": request.getfixturevalue("moto_endpoint"), "region": REGION}
-        opened = registry.open_location(f"s3://{request.getfixturevalue('s3_bucket')}", options).storage
+def _bucket(kind: str, request: pytest.FixtureRequest) -> Iterator[Storage]:
+    """A fresh, empty bucket of `kind`, opened from the seed's variables as a mount would."""
+    opened = backends.open_bucket(kind, request)
     yield opened
     opened.close()
 
 
-@pytest.fixture(params=["memory", "local", "s3"])
-def storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    yield from _bucket(request.param, request, tmp_path)
+@pytest.fixture(params=backends.names())
+def storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    yield from _bucket(request.param, request)
 
 
 @pytest.fixture
-def s3_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    yield from _bucket("s3", request, tmp_path)
+def s3_storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    yield from _bucket("s3", request)
 
 
 @pytest.fixture
-def local_storage(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator[Storage]:
-    yield from _bucket("local", request, tmp_path)
+def local_storage(request: pytest.FixtureRequest) -> Iterator[Storage]:
+    yield from _bucket("local", request)
 
 
 def _keys(page: ListPage) -> list[str]:
@@ -300,11 +294,9 @@ def test_aborted_upload_disappears(storage: Storage) -> None:
 
 
 @pytest.mark.parametrize("kind", ["memory", "local"])
-def test_write_with_a_wrong_md5_stores_nothing(
-    kind: str, request: pytest.FixtureRequest, tmp_path: Path
-) -> None:
+def test_write_with_a_wrong_md5_stores_nothing(kind: str, request: pytest.FixtureRequest) -> None:
     """moto ignores Content-MD5, so S3's side is test_s3_bad_digest_is_an_integrity_error."""
-    storage = next(_bucket(kind, request, tmp_path))
+    storage = next(_bucket(kind, request))
     with pytest.raises(IntegrityError):
         storage.write("md5/whole", b"data", md5=content_md5(b"other"))
     assert not storage.exists("md5/whole")
@@ -313,9 +305,9 @@ def test_write_with_a_wrong_md5_stores_nothing(
 
 
 @pytest.mark.parametrize("kind", ["memory", "local"])
-def test_part_with_a_wrong_md5_is_rejected(kind: str, request: pytest.FixtureRequest, tmp_path: Path) -> None:
+def test_part_with_a_wrong_md5_is_rejected(kind: str, request: pytest.FixtureRequest) -> None:
     """moto ignores Content-MD5, so S3's side is test_s3_bad_digest_is_an_integrity_error."""
-    storage = next(_bucket(kind, request, tmp_path))
+    storage = next(_bucket(kind, request))
     upload_id = storage.create_multipart("md5/obj")
     with pytest.raises(IntegrityError):
         storage.upload_part("md5/obj", upload_id, 1, b"data", content_md5(b"other"))
@@ -382,7 +374,7 @@ def _closed_port() -> int:
 
 
 def test_s3_check_names_a_missing_bucket(moto_endpoint: str, s3_env: dict[str, str]) -> None:
-    storage = S3Storage("objfs-no-such-bucket", endpoint_url=moto_endpoint, region=REGION)
+    storage = S3Storage("objfs-no-such-bucket", S3Connection(endpoint_url=moto_endpoint, region=REGION))
     with pytest.raises(NotFound) as caught:
         storage.check()
     assert str(caught.value) == f"bucket 'objfs-no-such-bucket' does not exist at {moto_endpoint}"
@@ -390,7 +382,7 @@ def test_s3_check_names_a_missing_bucket(moto_endpoint: str, s3_env: dict[str, s
 
 def test_s3_check_fails_fast_when_nothing_answers(s3_env: dict[str, str]) -> None:
     endpoint = f"http://127.0.0.1:{_closed_port()}"
-    storage = S3Storage("objfs-any", endpoint_url=endpoint, region=REGION)
+    storage = S3Storage("objfs-any", S3Connection(endpoint_url=endpoint, region=REGION))
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         storage.check()
@@ -403,7 +395,7 @@ def test_s3_check_reports_rejected_credentials(
 ) -> None:
     monkeypatch.setenv("AWS_ACCESS_KEY_ID", "AKIAOBJFSBOGUSKEY000")
     monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "bogus-secret-value")
-    storage = S3Storage("objfs-any", endpoint_url=moto_with_auth, region=REGION)
+    storage = S3Storage("objfs-any", S3Connection(endpoint_url=moto_with_auth, region=REGION))
     with pytest.raises(PermissionDenied) as caught:
         storage.check()
     expected = "access denied to bucket 'objfs-any': the credentials were rejected (InvalidAccessKeyId)"
@@ -415,7 +407,7 @@ def test_s3_check_without_credentials(
 ) -> None:
     monkeypatch.delenv("AWS_ACCESS_KEY_ID")
     monkeypatch.delenv("AWS_SECRET_ACCESS_KEY")
-    storage = S3Storage("objfs-any", endpoint_url=moto_endpoint, region=REGION)
+    storage = S3Storage("objfs-any", S3Connection(endpoint_url=moto_endpoint, region=REGION))
     with pytest.raises(PermissionDenied, match=NO_CREDENTIALS):
         storage.check()
 
@@ -445,7 +437,7 @@ def test_s3_bad_digest_is_an_integrity_error(s3_storage: Storage) -> None:
 
 
 def test_s3_url_parsing(s3_env: dict[str, str]) -> None:
-    location = registry.open_location("s3://bkt/some/prefix/", {"endpoint_url": "http://127.0.0.1:1"})
+    location = registry.open_location("s3://bkt/some/prefix/", {"endpoint": "http://127.0.0.1:1"})
     assert (location.storage.describe(), location.prefix) == ("s3://bkt", "some/prefix")
     with pytest.raises(BadConfiguration):
         registry.open_location("s3:///prefix")
@@ -534,4 +526,4 @@ def test_local_url_parsing(tmp_path: Path) -> None:
     with pytest.raises(BadConfiguration):
         registry.open_location(f"local://elsewhere{tmp_path}")
     with pytest.raises(BadConfiguration):
-        registry.open_location(f"local://{tmp_path}", {"endpoint_url": "http://x"})
+        registry.open_location(f"local://{tmp_path}", {"endpoint": "http://x"})
