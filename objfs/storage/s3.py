@@ -146,7 +146,7 @@ class S3Connection:
             "profile": settings.get("AWS_PROFILE"),
             "access_key": access,
             "secret_key": secret,
-            "ca_bundle": settings.get(CA_BUNDLE),
+            "ca_bundle": settings.file(CA_BUNDLE),
             "proxy": settings.get(PROXY),
             "sse": settings.sse(),
             "sse_kms_key_id": settings.get(SSE_KMS_KEY_ID),

@@ -7,6 +7,7 @@ backend reads its configuration in one place. Messages name a setting, never its
 
 from __future__ import annotations
 
+import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 
@@ -87,6 +88,13 @@ class Settings(Mapping[str, str]):
         if value not in choices:
             raise BadConfiguration(f"{name} must be one of {', '.join(choices)}")
         return value
+
+    def file(self, name: str) -> str | None:
+        """A path setting (a CA bundle, a key file) checked now, not at the first request."""
+        path = self.get(name)
+        if path is not None and not os.access(path, os.R_OK):
+            raise BadConfiguration(f"{name} names {path}, which is not a readable file")
+        return path
 
     def sse(self) -> str | None:
         """The server-side encryption mode asked for, checked against the modes objfs knows."""

@@ -37,7 +37,8 @@ def objfs(
 class Mount:
     """One mounted source; `remount()` unmounts and mounts again with the same cache directory."""
 
-    source: str
+    source: str | None
+    """A SOURCE URL, or None to mount what STORAGE_TYPE and its variables in `env` name."""
     path: Path
     cache_dir: Path
     env: dict[str, str]
@@ -45,9 +46,10 @@ class Mount:
     last_output: str = ""
 
     def mount(self) -> None:
+        source = [] if self.source is None else [self.source]
         result = objfs(
             "mount",
-            self.source,
+            *source,
             str(self.path),
             "--cache-dir",
             str(self.cache_dir),
@@ -100,9 +102,9 @@ def _stop(pid: int) -> None:
 
 
 @contextlib.contextmanager
-def mounted(source: str, tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Mount]:
+def mounted(source: str | None, tmp_path: Path, env: dict[str, str], *extra: str) -> Iterator[Mount]:
     mountpoint = tmp_path / "mnt"
-    mountpoint.mkdir(exist_ok=True)
+    mountpoint.mkdir(parents=True, exist_ok=True)
     mount = Mount(source, mountpoint, tmp_path / "cache", env, list(extra))
     try:
         mount.mount()
