@@ -12,15 +12,17 @@ import fcntl
 import logging
 import os
 import signal
+import socket
 import subprocess
 import sys
-from collections.abc import Iterator
+from collections.abc import AsyncIterator, Iterator
 
 import pyfuse3
 import trio
 
+from . import metrics
 from .cli.options import MountSpec
-from .errors import EXIT_FAILURE, EXIT_MOUNTPOINT, UserError, from_storage_error
+from .errors import EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_USAGE, UserError, from_storage_error
 from .fs.config import FsConfig
 from .fs.model import FileSystem
 from .fuse.operations import Operations
@@ -48,6 +50,7 @@ class Readiness:
 
     def ready(self) -> None:
         self._send("ok")
+        notify_systemd("READY=1", f"MAINPID={os.getpid()}")
 
     def failed(self, error: UserError) -> None:
         self._send(f"error {error.exit_code} {error}")
@@ -80,14 +83,15 @@ def cache_dir_lock(cache_dir: str) -> Iterator[None]:
         yield
 
 
-def serve(
-    location: Location, mountpoint: str, settings: dict, fuse_options: set[str], readiness: Readiness
-) -> None:
-    config = FsConfig(prefix=location.prefix, **settings)
+def serve(location: Location, spec: MountSpec, readiness: Readiness) -> None:
+    config = FsConfig(prefix=location.prefix, **spec.fs_settings)
     with cache_dir_lock(config.cache_dir):
         fs = FileSystem(location.storage, config)
+        metrics.track_dirty_bytes(fs.dirty_bytes)
+        if spec.metrics_addr:
+            serve_metrics(spec.metrics_addr)
         try:
-            _mount_and_run(fs, mountpoint, fuse_options, readiness)
+            _mount_and_run(fs, spec.mountpoint, spec.fuse_options, readiness)
         finally:
             fs.close()
             location.storage.close()
@@ -108,22 +112,75 @@ def _mount_and_run(fs: FileSystem, mountpoint: str, fuse_options: set[str], read
 
 
 async def _run(fs: FileSystem, mountpoint: str, readiness: Readiness) -> None:
+    shutdown = Shutdown(fs)
     async with trio.open_nursery() as nursery:
         await fs.start(nursery)
-        nursery.start_soon(_stop_on_signal)
+        nursery.start_soon(shutdown.on_signals)
         nursery.start_soon(_announce_when_answering, mountpoint, fs.config.block_size, readiness)
         await pyfuse3.main()
-        log.info("unmounted %s; storing pending changes", mountpoint)
-        await fs.sync()
+        if not shutdown.aborted:
+            log.info("unmounted %s; storing pending changes", mountpoint)
+            await fs.sync()
         nursery.cancel_scope.cancel()
 
 
-async def _stop_on_signal() -> None:
-    with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
-        async for signum in signals:
-            log.info("%s: flushing and unmounting", signal.Signals(signum).name)
+class Shutdown:
+    """SIGTERM or SIGINT: store every dirty file while still mounted, then unmount.
+
+    Open files keep working while their data is stored. A second signal stops the flush and
+    unmounts at once; what was not stored stays staged in the cache directory, journalled, and
+    the next mount stores it (see objfs.fs.recovery).
+    """
+
+    def __init__(self, fs: FileSystem) -> None:
+        self.fs = fs
+        self.aborted = False
+
+    async def on_signals(self) -> None:
+        with trio.open_signal_receiver(signal.SIGTERM, signal.SIGINT) as signals:
+            first = await signals.__anext__()
+            notify_systemd("STOPPING=1")
+            log.info("%s: storing pending changes, then unmounting", signal.Signals(first).name)
+            async with trio.open_nursery() as nursery:
+                nursery.start_soon(self._abort_on_second, signals, nursery.cancel_scope)
+                await self.fs.sync()
+                nursery.cancel_scope.cancel()
             pyfuse3.terminate()
-            return
+
+    async def _abort_on_second(self, signals: AsyncIterator[int], flush: trio.CancelScope) -> None:
+        second = await signals.__anext__()
+        self.aborted = True
+        log.warning(
+            "%s again: unmounting without storing the rest; the next mount stores what is staged",
+            signal.Signals(second).name,
+        )
+        flush.cancel()
+
+
+def serve_metrics(address: str) -> None:
+    try:
+        metrics.serve(address)
+    except (OSError, ValueError) as exc:
+        raise UserError(f"cannot serve metrics on {address}: {exc}", EXIT_USAGE) from None
+    log.info("metrics on http://%s/metrics", address)
+
+
+def notify_systemd(*states: str) -> None:
+    """Tell systemd about the service (sd_notify(3)): one datagram to $NOTIFY_SOCKET, if set.
+
+    The protocol is a documented datagram of KEY=VALUE lines; Type=notify units wait for READY=1.
+    """
+    address = os.environ.get("NOTIFY_SOCKET")
+    if not address:
+        return
+    if address.startswith("@"):  # an abstract socket
+        address = "\0" + address[1:]
+    try:
+        with socket.socket(socket.AF_UNIX, socket.SOCK_DGRAM | socket.SOCK_CLOEXEC) as channel:
+            channel.connect(address)
+            channel.sendall("\n".join(states).encode())
+    except OSError as exc:
+        log.warning("cannot notify systemd at %s: %s", address, exc)
 
 
 async def _announce_when_answering(mountpoint: str, read_ahead: int, readiness: Readiness) -> None:

@@ -8,8 +8,9 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 
 packages=(fuse3 libfuse3-dev pkg-config gcc python3-dev python3-venv tar)
-if [ "${1:-}" = "--test" ] && ! command -v npm >/dev/null; then
-    packages+=(nodejs npm)
+if [ "${1:-}" = "--test" ]; then
+    packages+=(systemd)  # systemd-analyze checks the unit files
+    command -v npm >/dev/null || packages+=(nodejs npm)
 fi
 missing=()
 for package in "${packages[@]}"; do
@@ -32,4 +33,12 @@ if [ "${1:-}" = "--test" ]; then
 else
     .venv/bin/python -m pip install -q --disable-pip-version-check -e .
 fi
-echo "objfs installed: $(.venv/bin/objfs --version)"
+# mount(8) and mount.fuse3 reset PATH, so the commands must be on the system path, not only in .venv
+if [ "$(id -u)" = 0 ]; then
+    ln -sf "$PWD/.venv/bin/objfs" /usr/local/bin/objfs
+    ln -sf "$PWD/.venv/bin/mount.fuse.objfs" /sbin/mount.fuse.objfs
+    echo "objfs installed: $(objfs --version), /usr/local/bin/objfs and /sbin/mount.fuse.objfs"
+else
+    echo "objfs installed: $(.venv/bin/objfs --version) (as root, this also links /usr/local/bin/objfs" \
+        "and /sbin/mount.fuse.objfs for mount(8), fstab and systemd)"
+fi

@@ -8,14 +8,18 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import logging
 import os
 import select
+import signal
 import sys
+import time
 
 from .. import __version__
 from ..daemon import Readiness, prepare, serve, start_in_background
 from ..errors import EXIT_CODES, EXIT_FAILURE, EXIT_MOUNTPOINT, UserError
+from ..metrics import STATS_ATTRIBUTE
 from ..mountpoint import check_mountpoint, fusermount, mounted_type, pidfile_for
 from .options import MountSpec, add_mount_arguments, mount_spec
 
@@ -36,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_mount_arguments(mount)
     umount = commands.add_parser("umount", help="store pending changes and unmount")
     umount.add_argument("mountpoint")
+    stats = commands.add_parser("stats", help="what a mount has done: requests, cache, bytes, dirty data")
+    stats.add_argument("mountpoint")
+    stats.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     return parser
 
 
@@ -44,8 +51,9 @@ def configure_logging(level: str, log_file: str | None) -> None:
     handler.setFormatter(
         logging.Formatter("%(asctime)s objfs[%(process)d] %(levelname)s %(name)s: %(message)s")
     )
-    logging.basicConfig(level=level, handlers=[handler])
-    logging.getLogger("botocore").setLevel(max(logging.getLevelName(level), logging.WARNING))
+    # SDKs log request headers at DEBUG; only objfs's own loggers follow --log-level/--debug
+    logging.basicConfig(level=logging.WARNING, handlers=[handler])
+    logging.getLogger("objfs").setLevel(level)
 
 
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
@@ -58,7 +66,7 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     readiness = Readiness(args.ready_fd)
     try:
         location = prepare(spec)
-        serve(location, spec.mountpoint, spec.fs_settings, spec.fuse_options, readiness)
+        serve(location, spec, readiness)
     except UserError as exc:
         readiness.failed(exc)
         raise
@@ -66,16 +74,30 @@ def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
 
 
 def run_umount(mountpoint: str) -> int:
+    """Ask the daemon to store every pending change and unmount (SIGTERM), and wait for it.
+
+    Without a known daemon (its pidfile gone), unmount directly; the kernel then tells the
+    daemon, which stores what is pending before it exits.
+    """
     mountpoint = os.path.abspath(mountpoint)
     if mounted_type(mountpoint) != "fuse.objfs":
         raise UserError(f"{mountpoint} is not an objfs mount", EXIT_MOUNTPOINT)
     pid = _daemon_pid(mountpoint)
-    result = fusermount(mountpoint)
-    if result.returncode != 0:
-        raise UserError(f"cannot unmount {mountpoint}: {result.stderr.strip()}", EXIT_MOUNTPOINT)
+    if pid is None or not _signal(pid, signal.SIGTERM):
+        result = fusermount(mountpoint)
+        if result.returncode != 0:
+            raise UserError(f"cannot unmount {mountpoint}: {result.stderr.strip()}", EXIT_MOUNTPOINT)
     if pid is not None:
-        _wait_for_exit(pid)
+        _wait_for_exit(pid, FlushProgress(mountpoint) if sys.stderr.isatty() else None)
     return 0
+
+
+def _signal(pid: int, signum: int) -> bool:
+    try:
+        os.kill(pid, signum)
+    except ProcessLookupError:
+        return False
+    return True
 
 
 def _daemon_pid(mountpoint: str) -> int | None:
@@ -86,32 +108,111 @@ def _daemon_pid(mountpoint: str) -> int | None:
         return None
 
 
-def _wait_for_exit(pid: int) -> None:
+class FlushProgress:
+    """`storing 12.5 MiB...` on the terminal, once the flush has taken more than a second."""
+
+    def __init__(self, mountpoint: str) -> None:
+        self.mountpoint = mountpoint
+        self.shown = False
+
+    def tick(self) -> None:
+        dirty = read_stats(self.mountpoint).get("objfs_dirty_bytes") if _mounted(self.mountpoint) else None
+        if isinstance(dirty, int | float):
+            print(f"\robjfs: storing {dirty / 2**20:.1f} MiB before unmounting...", end="", file=sys.stderr)
+            self.shown = True
+
+    def done(self) -> None:
+        if self.shown:
+            print(file=sys.stderr)
+
+
+def _mounted(mountpoint: str) -> bool:
+    return mounted_type(mountpoint) == "fuse.objfs"
+
+
+def _wait_for_exit(pid: int, progress: FlushProgress | None) -> None:
     """Wait until the daemon has stored pending changes and exited (a pidfd, not a poll loop)."""
     try:
         pidfd = os.pidfd_open(pid)
     except ProcessLookupError:
         return
+    deadline = time.monotonic() + UMOUNT_WAIT_SECONDS
     try:
-        ready, _, _ = select.select([pidfd], [], [], UMOUNT_WAIT_SECONDS)
+        while time.monotonic() < deadline:
+            ready, _, _ = select.select([pidfd], [], [], 1.0)
+            if ready:
+                return
+            if progress is not None:
+                progress.tick()
     finally:
         os.close(pidfd)
-    if not ready:
-        raise UserError(f"unmounted, but the daemon (pid {pid}) is still storing changes", EXIT_FAILURE)
+        if progress is not None:
+            progress.done()
+    waited = f"{UMOUNT_WAIT_SECONDS} s"
+    raise UserError(f"the daemon (pid {pid}) is still storing changes after {waited}", EXIT_FAILURE)
+
+
+def read_stats(mountpoint: str) -> dict[str, object]:
+    try:
+        return json.loads(os.getxattr(mountpoint, STATS_ATTRIBUTE))
+    except OSError as exc:
+        message = f"cannot read the statistics of {mountpoint}: {exc.strerror}"
+        raise UserError(message, EXIT_MOUNTPOINT) from None
+
+
+def run_stats(mountpoint: str, as_json: bool) -> int:
+    mountpoint = os.path.abspath(mountpoint)
+    if not _mounted(mountpoint):
+        raise UserError(f"{mountpoint} is not an objfs mount", EXIT_MOUNTPOINT)
+    figures = read_stats(mountpoint)
+    if as_json:
+        print(json.dumps(figures, indent=2, sort_keys=True))
+        return 0
+    for name, value in sorted(figures.items()):
+        if isinstance(value, dict):
+            for labels, number in sorted(value.items()):
+                print(f"{name}{{{labels}}} {_figure(number)}")
+        else:
+            print(f"{name} {_figure(value)}")
+    return 0
+
+
+def _figure(value: object) -> str:
+    return f"{value:.6g}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
+
+
+COMMANDS = ("mount", "umount", "stats")
+MOUNT8_FLAGS = {"-s": "sloppy", "-f": "fake", "-n": "no mtab", "-v": "verbose"}
 
 
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
+    if argv and not argv[0].startswith("-") and argv[0] not in COMMANDS:
+        argv = ["mount", *argv]  # `objfs SOURCE MOUNTPOINT -o ...`, as mount.fuse3 runs a FUSE program
     args = build_parser().parse_args(argv)
     try:
         if args.command == "mount":
             return run_mount(args, argv)
+        if args.command == "stats":
+            return run_stats(args.mountpoint, args.json)
         return run_umount(args.mountpoint)
     except UserError as exc:
         print(f"objfs: {exc}", file=sys.stderr)
         return exc.exit_code
     except KeyboardInterrupt:
         return 130
+
+
+def mount_helper() -> int:
+    """`mount.fuse.objfs SOURCE MOUNTPOINT [-sfnv] [-o OPTIONS]`, as mount(8) runs it for type fuse.objfs.
+
+    mount(8) passes its own flags before or after the options; they mean nothing to objfs except
+    `-f` (pretend), which must mount nothing. The mount goes to the background, as mount(8) expects.
+    """
+    argv = [arg for arg in sys.argv[1:] if arg not in MOUNT8_FLAGS]
+    if "-f" in sys.argv[1:]:
+        return 0
+    return main(["mount", *argv])
 
 
 if __name__ == "__main__":

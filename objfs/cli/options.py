@@ -94,6 +94,7 @@ OPTIONS: dict[str, Option] = {
     "storage_class": Option("storage_class", str),
     "config": Option("config", lambda name: [name]),
     "credentials_file": Option("credentials_file", str),
+    "metrics_addr": Option("metrics_addr", str),
     "allow_other": Option("allow_other", _flag, takes_value=False),
     "ro": Option("read_only", _flag, takes_value=False),
 }
@@ -195,6 +196,9 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     daemon.add_argument(
         "--debug", action="store_true", help="log every operation (same as --log-level DEBUG)"
     )
+    daemon.add_argument(
+        "--metrics-addr", metavar="HOST:PORT", help="serve Prometheus metrics there, e.g. 127.0.0.1:9464"
+    )
     daemon.add_argument("--ready-fd", type=int, help=argparse.SUPPRESS)
 
 
@@ -210,6 +214,7 @@ class MountSpec:
     fuse_options: set[str] = field(default_factory=set)
     nonempty: bool = False
     retry_deadline: float = 30.0
+    metrics_addr: str | None = None
 
 
 def apply_o_options(args: argparse.Namespace) -> set[str]:
@@ -300,4 +305,5 @@ def mount_spec(args: argparse.Namespace) -> MountSpec:
         fuse,
         bool(args.nonempty),
         args.retry_deadline if args.retry_deadline is not None else MountSpec.retry_deadline,
+        args.metrics_addr,
     )

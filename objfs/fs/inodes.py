@@ -139,6 +139,11 @@ class InodeTable:
             node.path = new + node.path[len(old) :]
             self._by_path[node.path] = node
 
+    def snapshot(self) -> list[Node]:
+        """Every node, copied in one step: safe from another thread (a metrics scrape), since
+        copying a dict's values holds the GIL throughout."""
+        return list(self._by_ino.values())
+
     def under(self, path: str, include_self: bool = False) -> Iterator[Node]:
         lead = path + "/" if path else ""
         return iter(

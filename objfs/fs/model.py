@@ -25,6 +25,7 @@ from typing import Any, TypeVar
 
 import trio
 
+from .. import metrics
 from ..cache.blobs import BlobRecord, BlobRecords
 from ..cache.blocks import BlockCache
 from ..cache.journal import Journal
@@ -844,6 +845,10 @@ class FileSystem:
             )
             self._saved(node, info, metadata)
 
+    def dirty_bytes(self) -> int:
+        """Bytes of files written and not yet stored; called by the metrics, from another thread."""
+        return sum(node.size for node in self.inodes.snapshot() if node.dirty)
+
     async def sync(self) -> None:
         """Store every pending change: metadata and dirty files, open or not (for unmount)."""
         await self.flush_metadata()
@@ -976,6 +981,8 @@ class FileSystem:
         return value.encode()
 
     async def _virtual_xattr(self, node: Node, name: str) -> str | None:
+        if name == xattrs.STATS and node.ino == ROOT_INO:
+            return metrics.snapshot_json().decode()
         if name == xattrs.ETAG:
             return node.etag
         if name == xattrs.CONTENT_TYPE:

@@ -28,6 +28,7 @@ from typing import Any, Protocol
 import trio
 from cachetools import LRUCache
 
+from .. import metrics
 from ..storage.base import IntegrityError, Storage
 
 log = logging.getLogger(__name__)
@@ -164,6 +165,7 @@ class BlockReader:
         while True:
             cached = self.memory.get(slot)
             if cached is not None:
+                metrics.CACHE_HITS.labels("memory").inc()
                 return cached
             if stream is not None and stream.covers(index):
                 await stream.progress.wait()
@@ -184,7 +186,9 @@ class BlockReader:
         if self.disk is not None:
             cached = await self.run(self.disk.get, version.key, version.etag, index)
             if cached is not None:
+                metrics.CACHE_HITS.labels("disk").inc()
                 return cached
+        metrics.CACHE_MISSES.inc()
         data = await self.run(self.storage.read, version.key, index * self.block_size, self.block_size)
         if self.disk is not None:
             await self.run(self.disk.put, version.key, version.etag, index, data)

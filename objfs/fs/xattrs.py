@@ -15,7 +15,9 @@ ETAG = PREFIX + "etag"
 CHECKSUM = PREFIX + "checksum"
 CONTENT_TYPE = PREFIX + "content_type"
 URL = PREFIX + "url"
-NAMES = (ETAG, CHECKSUM, CONTENT_TYPE, URL)
+STATS = PREFIX + "stats"
+"""On the mount's root only: the mount's metrics as JSON, which `objfs stats` prints."""
+NAMES = (ETAG, CHECKSUM, CONTENT_TYPE, URL, STATS)
 
 
 def is_virtual(name: str) -> bool:

@@ -16,6 +16,7 @@ from typing import Any, ParamSpec, TypeVar
 
 import pyfuse3
 
+from .. import metrics
 from ..fs.inodes import Node
 from ..fs.model import FileSystem
 from ..storage.base import StorageError
@@ -36,25 +37,46 @@ def errno_of(exc: BaseException) -> int:
 
 
 def fuse_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
-    """Report any failure of a handler to the kernel as an errno, logging the unexpected ones."""
+    """Report any failure of a handler to the kernel as an errno, logging the unexpected ones;
+    count and time every request for the metrics, and trace it at DEBUG level (`--debug`)."""
+    operation = method.__name__
 
     @functools.wraps(method)
     async def wrapper(*args: P.args, **kwargs: P.kwargs) -> R:
-        try:
-            return await method(*args, **kwargs)
-        except pyfuse3.FUSEError:
-            raise
-        except (OSError, StorageError) as exc:
-            code = errno_of(exc)
-            expected = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA)
-            level = logging.DEBUG if code in expected else logging.WARNING
-            log.log(level, "%s: %s", method.__name__, exc)
-            raise pyfuse3.FUSEError(code) from exc
-        except Exception as exc:
-            log.exception("%s failed unexpectedly", method.__name__)
-            raise pyfuse3.FUSEError(errno.EIO) from exc
+        metrics.FUSE_REQUESTS.labels(operation).inc()
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("%s(%s)", operation, ", ".join(_traced(arg) for arg in args[1:]))
+        with metrics.timed(metrics.FUSE_SECONDS, operation):
+            try:
+                return await method(*args, **kwargs)
+            except Exception as exc:
+                code = errno_of(exc)
+                metrics.FUSE_ERRORS.labels(operation, errno.errorcode.get(code, str(code))).inc()
+                if isinstance(exc, pyfuse3.FUSEError):
+                    raise
+                _log_failure(operation, exc, code)
+                raise pyfuse3.FUSEError(code) from exc
 
     return wrapper
+
+
+def _log_failure(operation: str, exc: Exception, code: int) -> None:
+    if not isinstance(exc, OSError | StorageError):
+        log.error("%s failed unexpectedly", operation, exc_info=exc)
+        return
+    expected = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA)
+    log.log(logging.DEBUG if code in expected else logging.WARNING, "%s: %s", operation, exc)
+
+
+def _traced(argument: object) -> str:
+    """Arguments as a trace shows them: the size of a data buffer, never its bytes."""
+    if isinstance(argument, bytes | bytearray | memoryview):
+        return f"<{len(argument)} bytes>"
+    if isinstance(argument, pyfuse3.RequestContext):
+        return f"uid={argument.uid}"
+    if isinstance(argument, pyfuse3.EntryAttributes | pyfuse3.SetattrFields):
+        return type(argument).__name__
+    return repr(argument)
 
 
 class Operations(pyfuse3.Operations):

@@ -23,9 +23,7 @@ from tenacity import (
     wait_random_exponential,
 )
 
-if TYPE_CHECKING:
-    from .settings import Settings
-
+from .. import metrics
 from .base import (
     ListPage,
     MultipartUpload,
@@ -34,11 +32,15 @@ from .base import (
     Payload,
     PreconditionFailed,
     Storage,
+    StorageError,
     Unavailable,
     UploadedPart,
     content_md5,
     payload_size,
 )
+
+if TYPE_CHECKING:
+    from .settings import Settings
 
 log = logging.getLogger(__name__)
 
@@ -104,7 +106,9 @@ class RetryingStorage(Storage):
         return self._retry(self.inner.stat, key)
 
     def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        return self._retry(self.inner.read, key, offset, length)
+        data = self._retry(self.inner.read, key, offset, length)
+        metrics.BYTES_DOWNLOADED.inc(len(data))
+        return data
 
     def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
         """Resume a broken stream from the first byte not yet yielded, so no byte is lost or repeated.
@@ -115,7 +119,8 @@ class RetryingStorage(Storage):
         """
         stream = _ResumableStream(self.inner, key, offset)
         try:
-            while (chunk := self._run("read_stream", key, stream.next_chunk)) is not None:
+            while (chunk := self._run("read_stream", key, stream.next_chunk, metered=False)) is not None:
+                metrics.BYTES_DOWNLOADED.inc(len(chunk))
                 yield chunk
         finally:
             stream.close()
@@ -154,13 +159,15 @@ class RetryingStorage(Storage):
             )
 
         try:
-            return self._run("write", key, attempt)
+            stored = self._run("write", key, attempt)
         except PreconditionFailed:
             own = self._earlier_write(key, data, strict=if_match is not None) if tries > 1 else None
             if own is None:
                 raise
             log.warning("write %s: a retry found the object an earlier attempt stored; success", key)
-            return own
+            stored = own
+        metrics.BYTES_UPLOADED.inc(payload_size(data))
+        return stored
 
     def list(
         self,
@@ -190,9 +197,11 @@ class RetryingStorage(Storage):
         return self._retry(self.inner.create_multipart, key, metadata=metadata, content_type=content_type)
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
-        return self._run(
+        part = self._run(
             "upload_part", key, lambda: self.inner.upload_part(key, upload_id, number, _rewound(data), md5)
         )
+        metrics.BYTES_UPLOADED.inc(payload_size(data))
+        return part
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
         return self._retry(self.inner.complete_multipart, key, upload_id, parts)
@@ -210,7 +219,7 @@ class RetryingStorage(Storage):
         key = str(args[0]) if args else ""
         return self._run(method.__name__, key, lambda: method(*args, **kwargs))
 
-    def _run(self, op: str, key: str, call: Callable[[], T]) -> T:
+    def _run(self, op: str, key: str, call: Callable[[], T], *, metered: bool = True) -> T:
         """Try `call` until it succeeds, fails for good, or the attempts or the deadline run out."""
         what = f"{op} {key}" if key else op
         retrying = Retrying(
@@ -222,10 +231,21 @@ class RetryingStorage(Storage):
         )
         started = time.monotonic()
         try:
-            return retrying(call)
+            return retrying(_metered(op, call) if metered else call)
         except Unavailable as exc:
             tries, elapsed = retrying.statistics.get("attempt_number", 1), time.monotonic() - started
-            log.error("%s: %s; giving up after %d attempts in %.1f s", what, _one_line(exc), tries, elapsed)
+            log.error(
+                "%s: %s%s; giving up after %d attempts in %.1f s",
+                what,
+                _one_line(exc),
+                _request_id(exc),
+                tries,
+                elapsed,
+            )
+            raise
+        except StorageError as exc:
+            if not isinstance(exc, NotFound | PreconditionFailed):  # answers, not failures, to callers
+                log.warning("%s: %s%s", what, _one_line(exc), _request_id(exc))
             raise
 
     def _wait(self, state: RetryCallState) -> float:
@@ -258,6 +278,7 @@ class _ResumableStream:
     def next_chunk(self) -> bytes | None:
         """The next chunk, or None at the end; an `Unavailable` drops the stream so the retry reopens it."""
         if self._stream is None:
+            metrics.BACKEND_REQUESTS.labels("read_stream").inc()
             self._stream = self._inner.read_stream(self._key, self._position)
         try:
             chunk = next(self._stream)
@@ -283,13 +304,34 @@ def _rewound(data: Payload) -> Payload:
     return data
 
 
+def _metered(op: str, call: Callable[[], T]) -> Callable[[], T]:
+    """One attempt, counted and timed as one request to the service."""
+
+    def attempt() -> T:
+        metrics.BACKEND_REQUESTS.labels(op).inc()
+        with metrics.timed(metrics.BACKEND_SECONDS, op):
+            try:
+                return call()
+            except StorageError as exc:
+                metrics.BACKEND_ERRORS.labels(op, type(exc).__name__).inc()
+                raise
+
+    return attempt
+
+
+def _request_id(exc: BaseException | None) -> str:
+    request_id = getattr(exc, "request_id", None)
+    return f" (request id {request_id})" if request_id else ""
+
+
 def _log_retry(what: str, attempts: int, state: RetryCallState) -> None:
     error = state.outcome.exception() if state.outcome else None
     sleep = state.next_action.sleep if state.next_action else 0.0
     log.warning(
-        "%s: %s; retry %d of up to %d in %.2f s",
+        "%s: %s%s; retry %d of up to %d in %.2f s",
         what,
         _one_line(error),
+        _request_id(error),
         state.attempt_number,
         attempts - 1,
         sleep,
