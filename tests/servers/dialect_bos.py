@@ -14,17 +14,13 @@ integrity contract rests on it. Storage semantics are moto's.
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import xml.etree.ElementTree as ET
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from s3_dialects import Dialect, Headers
+from servers.s3_dialects import Dialect, Headers, json_content, read_body, replace_body
 
-REFUSED = "objfs.bos.refused"
 MARKER = "objfs.bos.marker"
 CLASSES = {"STANDARD": "STANDARD", "STANDARD_IA": "STANDARD_IA", "COLD": "GLACIER_IR", "ARCHIVE": "GLACIER"}
 """BOS storage classes and the S3 class moto keeps for each: ARCHIVE must be restored before a
@@ -65,9 +61,7 @@ class BosDialect(Dialect):
             environ["QUERY_STRING"] = urlencode({"list-type": "2", **renamed})
         elif method == "POST" and "uploadId" in query:
             _carry_metadata(environ, bucket, query["uploadId"])
-            _replace_body(environ, _complete_xml(_read_body(environ)))
-        elif method == "PUT" and key and "HTTP_X_AMZ_COPY_SOURCE" not in environ:
-            self._receive(environ, _read_body(environ))
+            replace_body(environ, _complete_xml(read_body(environ)))
 
     def translate_header_value(self, name: str, value: str) -> str:
         if name == "METADATA_DIRECTIVE":
@@ -81,32 +75,15 @@ class BosDialect(Dialect):
         storage = f"{self.prefix}storage-class"
         return [(n, S3_CLASSES.get(v, v) if n.lower() == storage else v) for n, v in headers]
 
-    def _receive(self, environ: dict[str, Any], body: bytes) -> None:
-        """Refuse bytes that do not match their Content-MD5, as BOS does.
-
-        The core has no way to answer a request itself, so a refused write reaches moto as a
-        HEAD of the bucket, which changes nothing, and `translate_body` answers BadDigest.
-        """
-        md5 = environ.get("HTTP_CONTENT_MD5")
-        if md5 is not None and md5 != base64.b64encode(hashlib.md5(body).digest()).decode():
-            environ.update(REQUEST_METHOD="HEAD", QUERY_STRING="")
-            environ["PATH_INFO"] = "/" + _request_line(environ)[1]
-            environ[REFUSED] = True
-            body = b""
-        _replace_body(environ, body)
-
     def rewrites_body(self, environ: dict[str, Any], status: str, headers: Headers) -> bool:
         """Every answer but object bytes, which stream untouched."""
         method, _, key = _request_line(environ)
         reads_object = method in ("GET", "HEAD") and key and "uploadId" not in environ.get("QUERY_STRING", "")
-        return REFUSED in environ or not status.startswith("2") or not reads_object
+        return not status.startswith("2") or not reads_object
 
     def translate_body(
         self, environ: dict[str, Any], status: str, headers: Headers, body: bytes
     ) -> tuple[str, Headers, bytes]:
-        if environ.get(REFUSED):
-            error = {"code": "BadDigest", "message": "The Content-MD5 you specified did not match"}
-            return "400 Bad Request", _json_type(headers), json.dumps({**error, "requestId": ""}).encode()
         if not body.lstrip().startswith(b"<"):
             return status, headers, body
         root = ET.fromstring(body)
@@ -118,25 +95,13 @@ class BosDialect(Dialect):
             answer = _listing(answer, environ.get(MARKER, ""))
         elif tag == "ListMultipartUploadsResult":
             answer.setdefault("uploads", [])
-        return status, _json_type(headers), json.dumps(answer).encode()
+        return status, json_content(headers), json.dumps(answer).encode()
 
 
 def _request_line(environ: dict[str, Any]) -> tuple[str, str, str]:
     """The method, bucket and key of a path-style request (an IP endpoint makes the SDK use paths)."""
     bucket, _, key = environ.get("PATH_INFO", "/").lstrip("/").partition("/")
     return environ["REQUEST_METHOD"], bucket, key
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    length = environ.get("CONTENT_LENGTH")
-    stream = environ["wsgi.input"]
-    return stream.read(int(length)) if length else stream.read()
-
-
-def _replace_body(environ: dict[str, Any], body: bytes) -> None:
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _carry_metadata(environ: dict[str, Any], bucket: str, upload_id: str) -> None:
@@ -220,12 +185,6 @@ def _error(answer: dict[str, Any], headers: Headers) -> dict[str, Any]:
     request_id = answer.get("requestId") or answer.get("requestID")
     request_id = request_id or next((v for n, v in headers if n.lower() == "x-amz-request-id"), "")
     return {"code": answer.get("code", ""), "message": answer.get("message", ""), "requestId": request_id}
-
-
-def _json_type(headers: Headers) -> Headers:
-    return [(n, v) for n, v in headers if n.lower() != "content-type"] + [
-        ("Content-Type", "application/json")
-    ]
 
 
 DIALECT = BosDialect()

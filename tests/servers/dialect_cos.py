@@ -67,13 +67,10 @@ class CosDialect(Dialect):
         return value
 
     def translate_headers(self, headers: Headers) -> Headers:
-        """Add x-cos-request-id (moto's id is `x-amzn-requestid`, which the core does not echo), and
-        give KMS encryption back its COS spelling."""
+        """Give KMS encryption back its COS spelling."""
         answer: Headers = []
         for name, value in super().translate_headers(headers):
             lowered = name.lower()
-            if lowered == "x-amzn-requestid":
-                answer.append(("x-cos-request-id", value))
             kms = lowered == f"{self.prefix}server-side-encryption" and value == KMS_VALUE[1]
             renamed = self.prefix + KMS_KEY_HEADER[0] if lowered == self.prefix + KMS_KEY_HEADER[1] else name
             answer.append((renamed, KMS_VALUE[0] if kms else value))

@@ -16,7 +16,7 @@ import re
 from typing import Any
 from urllib.parse import parse_qsl, urlencode
 
-from s3_dialects import Dialect, Headers
+from servers.s3_dialects import Dialect, Headers
 
 STORAGE_CLASSES = {
     "Standard": "STANDARD",
@@ -34,7 +34,6 @@ FILE_EXISTS = (
 SIGNATURES = {"x-oss-signature": "X-Amz-Signature"}
 """A v4 presigned URL's signature, under the name by which moto knows a presigned request."""
 PRESIGNED = ("OSSAccessKeyId=", "x-oss-signature=")
-REQUEST_ID_HEADERS = ("x-amzn-requestid", "x-amz-request-id")
 _XMLNS = re.compile(rb'\sxmlns="[^"]*"')
 _MARKERS = (b"NextKeyMarker", b"NextUploadIdMarker")
 
@@ -68,11 +67,6 @@ class OssDialect(Dialect):
         if name == "STORAGE_CLASS":
             return STORAGE_CLASSES.get(value, value)
         return value
-
-    def translate_headers(self, headers: Headers) -> Headers:
-        request_id = next((v for n, v in headers if n.lower() in REQUEST_ID_HEADERS), None)
-        echoed = super().translate_headers(headers)
-        return echoed if request_id is None else [*echoed, ("x-oss-request-id", request_id)]
 
     def rewrites_body(self, environ: dict[str, Any], status: str, headers: Headers) -> bool:
         if environ.get(FORBIDDEN) and status.startswith("412"):

@@ -4,8 +4,8 @@ TOS differs from S3 on the wire in what its SDK sends (`x-tos-meta-*`, `x-tos-fo
 `x-tos-if-match`, a JSON CompleteMultipartUpload body) and in what it expects back: JSON for every
 answer with a body (listings, copies, multipart, errors) and the CRC64 of the bytes it moved
 (`x-tos-hash-crc64ecma`), which the SDK checks by default. Object bodies stream through untouched
-except a whole-object GET, whose CRC64 must be computed from it. TOS also validates Content-MD5,
-which moto ignores; it is checked here, since the backend's integrity contract rests on it.
+except a whole-object GET, whose CRC64 must be computed from it. TOS also validates Content-MD5;
+the dialect core checks it for every vendor.
 
 The SDK reaches the server as an HTTP proxy, so requests arrive in absolute form
 (`PUT http://bucket.tos-cn-beijing.volces.com/key`) with the virtual host in Host: werkzeug splits
@@ -14,9 +14,6 @@ the target into PATH_INFO and moto takes the bucket from Host, so that needs no 
 
 from __future__ import annotations
 
-import base64
-import hashlib
-import io
 import json
 import xml.etree.ElementTree as ET
 from typing import Any
@@ -24,13 +21,12 @@ from urllib.parse import parse_qs
 
 import crcmod
 
-from servers.s3_dialects import Dialect, Headers
+from servers.s3_dialects import Dialect, Headers, json_content, read_body, replace_body
 
 CRC64 = crcmod.mkCrcFun(0x142F0E1EBA9EA3693, initCrc=0, rev=True, xorOut=0xFFFFFFFFFFFFFFFF)
 """CRC-64/XZ (ECMA-182, reflected), which TOS reports as `x-tos-hash-crc64ecma`."""
 CRC_HEADER = "x-tos-hash-crc64ecma"
 CRC_KEY = "objfs.tos.crc64"
-REFUSED = "objfs.tos.refused"
 LISTS = {"Contents": "Contents", "CommonPrefixes": "CommonPrefixes", "Upload": "Uploads"}
 """XML elements that repeat, and the JSON array each becomes."""
 STORAGE_CLASSES = {"ARCHIVE": "GLACIER"}
@@ -54,37 +50,19 @@ class TosDialect(Dialect):
         super().translate_request(environ)
         query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if environ["REQUEST_METHOD"] == "POST" and "uploadId" in query:
-            _replace_body(environ, _complete_xml(_read_body(environ)))
+            replace_body(environ, _complete_xml(read_body(environ)))
         elif environ["REQUEST_METHOD"] == "PUT" and "HTTP_X_AMZ_COPY_SOURCE" not in environ:
-            self._receive(environ, _read_body(environ))
-
-    def _receive(self, environ: dict[str, Any], body: bytes) -> None:
-        """Note the CRC64 of an upload's bytes, or refuse them when they do not match their Content-MD5.
-
-        A refused write reaches moto as a HEAD of the bucket, which changes nothing, and
-        `translate_body` answers TOS's BadDigest in its place.
-        """
-        md5 = environ.get("HTTP_CONTENT_MD5")
-        if md5 is not None and md5 != base64.b64encode(hashlib.md5(body).digest()).decode():
-            environ.update(REQUEST_METHOD="HEAD", PATH_INFO="/", QUERY_STRING="")
-            environ[REFUSED] = True
-            body = b""
-        else:
-            environ[CRC_KEY] = str(CRC64(body))
-        _replace_body(environ, body)
+            environ[CRC_KEY] = str(CRC64(read_body(environ)))  # the CRC64 TOS answers an upload with
 
     def translate_header_value(self, name: str, value: str) -> str:
         return STORAGE_CLASSES.get(value, value) if name == "STORAGE_CLASS" else value
 
     def translate_headers(self, headers: Headers) -> Headers:
-        """TOS names the request id `x-tos-request-id`; moto calls it `x-amzn-requestid`."""
-        ids = [("x-tos-request-id", value) for name, value in headers if name.lower() == "x-amzn-requestid"]
         tos_classes = {amz: tos for tos, amz in STORAGE_CLASSES.items()}
-        translated = [
+        return [
             (name, tos_classes.get(value, value) if name == "x-tos-storage-class" else value)
             for name, value in super().translate_headers(headers)
         ]
-        return translated + ids
 
     def rewrites_body(self, environ: dict[str, Any], status: str, headers: Headers) -> bool:
         """Everything but object bytes: those pass untouched, except whole-object GETs (for the CRC).
@@ -92,7 +70,7 @@ class TosDialect(Dialect):
         HEAD answers have no body to rewrite, and rewriting one would reset its Content-Length.
         """
         if environ["REQUEST_METHOD"] == "HEAD":
-            return REFUSED in environ
+            return False
         if _is_object_get(environ) and status.startswith("2"):
             return status.startswith("200")
         return True
@@ -100,32 +78,17 @@ class TosDialect(Dialect):
     def translate_body(
         self, environ: dict[str, Any], status: str, headers: Headers, body: bytes
     ) -> tuple[str, Headers, bytes]:
-        if environ.get(REFUSED):
-            error = {"Code": "BadDigest", "Message": "The Content-MD5 you specified did not match"}
-            return "400 Bad Request", _json_type(headers), json.dumps(error).encode()
         if _is_object_get(environ) and status.startswith("200"):
             return status, [*headers, (CRC_HEADER, str(CRC64(body)))], body
         if CRC_KEY in environ and status.startswith("200"):
             headers = [*headers, (CRC_HEADER, environ[CRC_KEY])]
         if body.lstrip().startswith(b"<"):
-            return status, _json_type(headers), json.dumps(_json(ET.fromstring(body))).encode()
+            return status, json_content(headers), json.dumps(_json(ET.fromstring(body))).encode()
         return status, headers, body
 
 
 def _is_object_get(environ: dict[str, Any]) -> bool:
     return environ["REQUEST_METHOD"] == "GET" and environ.get("PATH_INFO", "/") not in ("", "/")
-
-
-def _read_body(environ: dict[str, Any]) -> bytes:
-    length = environ.get("CONTENT_LENGTH")
-    stream = environ["wsgi.input"]
-    return stream.read(int(length)) if length else stream.read()
-
-
-def _replace_body(environ: dict[str, Any], body: bytes) -> None:
-    environ["wsgi.input"] = io.BytesIO(body)
-    environ["CONTENT_LENGTH"] = str(len(body))
-    environ.pop("HTTP_TRANSFER_ENCODING", None)
 
 
 def _complete_xml(body: bytes) -> bytes:
@@ -136,12 +99,6 @@ def _complete_xml(body: bytes) -> bytes:
         ET.SubElement(element, "PartNumber").text = str(part["PartNumber"])
         ET.SubElement(element, "ETag").text = part["ETag"]
     return ET.tostring(root)
-
-
-def _json_type(headers: Headers) -> Headers:
-    return [(n, v) for n, v in headers if n.lower() != "content-type"] + [
-        ("Content-Type", "application/json")
-    ]
 
 
 def _json(element: ET.Element) -> Any:
