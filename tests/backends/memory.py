@@ -6,6 +6,9 @@ import uuid
 
 import pytest
 
+IN_PROCESS = True
+"""The bucket lives in this process: a mount daemon, another process, cannot share it."""
+
 
 def settings(request: pytest.FixtureRequest) -> dict[str, str]:
     return {"STORAGE_TYPE": "memory", "MEMORY_BUCKET_NAME": f"contract-{uuid.uuid4().hex}"}

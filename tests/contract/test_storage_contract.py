@@ -260,7 +260,18 @@ def test_conditional_writes(storage: Storage) -> None:
 # -- multipart -------------------------------------------------------------------------------
 
 
+def _refuses_multipart(storage: Storage) -> bool:
+    """A backend without multipart says so in its capabilities and refuses to start one."""
+    if storage.capabilities.multipart:
+        return False
+    with pytest.raises(Unsupported):
+        storage.create_multipart("mp/obj")
+    return True
+
+
 def test_multipart_upload_assembles_parts(storage: Storage) -> None:
+    if _refuses_multipart(storage):
+        return
     chunks = [os.urandom(max(storage.capabilities.min_part_size, 64 * 1024)), os.urandom(1000)]
     upload_id = storage.create_multipart(
         "mp/obj", metadata={"mode": "0640"}, content_type="application/x-test"
@@ -284,6 +295,8 @@ def test_multipart_upload_assembles_parts(storage: Storage) -> None:
 
 
 def test_aborted_upload_disappears(storage: Storage) -> None:
+    if _refuses_multipart(storage):
+        return
     upload_id = storage.create_multipart("ab/obj")
     storage.upload_part("ab/obj", upload_id, 1, b"x", content_md5(b"x"))
     assert [u.upload_id for u in storage.list_multipart("")] == [upload_id]
@@ -349,7 +362,7 @@ def test_url_fetches_the_object_where_supported(storage: Storage) -> None:
     try:
         url = storage.url("u.txt")
     except Unsupported:
-        assert storage.scheme == "memory"
+        assert storage.scheme in ("memory", "opendal+memory")  # nothing to serve a URL from
         return
     with build_opener().open(url, timeout=10) as answer:  # proxies as the environment says now
         assert answer.read() == b"fetch me"

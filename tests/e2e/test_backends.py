@@ -16,7 +16,9 @@ from objfs.storage.registry import backend_for_type, open_location
 
 pytestmark = pytest.mark.fuse
 MIB = 1024 * 1024
-SHARED_BACKENDS = [name for name in backends.names() if name != "memory"]  # memory lives in one process
+SHARED_BACKENDS = [
+    name for name in backends.names() if not getattr(backends.module(name), "IN_PROCESS", False)
+]
 
 
 @pytest.mark.parametrize("name", SHARED_BACKENDS)
