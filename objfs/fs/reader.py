@@ -29,12 +29,14 @@ import trio
 from cachetools import LRUCache
 
 from .. import metrics
-from ..storage.base import IntegrityError, Storage
+from ..storage.base import Archived, IntegrityError, Storage
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
 SEQUENTIAL_AFTER = 2
 """Reads in a row that continue the previous one before readahead starts."""
+ARCHIVED_REMEMBERED = 1024
+"""Archived object versions remembered, so reading one again fails without asking the service."""
 
 
 class BlockStore(Protocol):
@@ -137,12 +139,16 @@ class BlockReader:
         self.strategy = strategy
         self.memory: LRUCache[tuple[str, str, int], bytes] = LRUCache(maxsize=memory_bytes, getsizeof=len)
         self._fetching: dict[tuple[str, str, int], trio.Event] = {}
+        self._archived: LRUCache[tuple[str, str], Archived] = LRUCache(maxsize=ARCHIVED_REMEMBERED)
         self.nursery: trio.Nursery | None = None
 
     async def read(self, version: ObjectVersion, state: ReadState, offset: int, length: int) -> bytes:
         length = max(0, min(length, version.size - offset))
         if length == 0:
             return b""
+        archived = self._archived.get((version.key, version.etag))
+        if archived is not None:
+            raise archived  # known unreadable until restored: no request, no second log line
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
         if state.saw(offset, length, slack=2 * self.block_size):
             self._read_ahead(version, state, last)
@@ -189,7 +195,11 @@ class BlockReader:
                 metrics.CACHE_HITS.labels("disk").inc()
                 return cached
         metrics.CACHE_MISSES.inc()
-        data = await self.run(self.storage.read, version.key, index * self.block_size, self.block_size)
+        try:
+            data = await self.run(self.storage.read, version.key, index * self.block_size, self.block_size)
+        except Archived as exc:
+            self._archived[(version.key, version.etag)] = exc
+            raise
         if self.disk is not None:
             await self.run(self.disk.put, version.key, version.etag, index, data)
         return data

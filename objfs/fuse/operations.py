@@ -22,6 +22,8 @@ from ..fs.model import FileSystem
 from ..storage.base import StorageError
 
 log = logging.getLogger(__name__)
+EXPECTED_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA})
+"""Answers rather than failures (a lookup of an absent name), logged only when debugging."""
 P = ParamSpec("P")
 R = TypeVar("R")
 
@@ -61,11 +63,12 @@ def fuse_errors(method: Callable[P, Awaitable[R]]) -> Callable[P, Awaitable[R]]:
 
 
 def _log_failure(operation: str, exc: Exception, code: int) -> None:
+    """A storage failure was logged where it happened, with its request id: once is enough."""
     if not isinstance(exc, OSError | StorageError):
         log.error("%s failed unexpectedly", operation, exc_info=exc)
         return
-    expected = (errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA)
-    log.log(logging.DEBUG if code in expected else logging.WARNING, "%s: %s", operation, exc)
+    expected = isinstance(exc, StorageError) or code in EXPECTED_ERRNOS
+    log.log(logging.DEBUG if expected else logging.WARNING, "%s: %s", operation, exc)
 
 
 def _traced(argument: object) -> str:
