@@ -22,6 +22,7 @@ import trio
 
 from . import metrics
 from .cli.options import MountSpec
+from .cli.progress import FlushProgress
 from .errors import EXIT_FAILURE, EXIT_MOUNTPOINT, EXIT_USAGE, UserError, from_storage_error
 from .fs.config import FsConfig
 from .fs.model import FileSystem
@@ -143,9 +144,21 @@ class Shutdown:
             log.info("%s: storing pending changes, then unmounting", signal.Signals(first).name)
             async with trio.open_nursery() as nursery:
                 nursery.start_soon(self._abort_on_second, signals, nursery.cancel_scope)
+                if sys.stderr.isatty():
+                    nursery.start_soon(self._show_progress)
                 await self.fs.sync()
                 nursery.cancel_scope.cancel()
             pyfuse3.terminate()
+
+    async def _show_progress(self) -> None:
+        """On a terminal (objfs -f, then Ctrl-C): what is left to store, once a second has passed."""
+        progress = FlushProgress()
+        try:
+            while True:
+                await trio.sleep(1)
+                progress.show(self.fs.dirty_bytes())
+        finally:
+            progress.done()
 
     async def _abort_on_second(self, signals: AsyncIterator[int], flush: trio.CancelScope) -> None:
         second = await signals.__anext__()

@@ -22,6 +22,7 @@ from ..errors import EXIT_CODES, EXIT_FAILURE, EXIT_MOUNTPOINT, UserError
 from ..metrics import STATS_ATTRIBUTE
 from ..mountpoint import check_mountpoint, fusermount, mounted_type, pidfile_for
 from .options import MountSpec, add_mount_arguments, mount_spec
+from .progress import FlushProgress
 
 UMOUNT_WAIT_SECONDS = 300
 
@@ -88,7 +89,7 @@ def run_umount(mountpoint: str) -> int:
         if result.returncode != 0:
             raise UserError(f"cannot unmount {mountpoint}: {result.stderr.strip()}", EXIT_MOUNTPOINT)
     if pid is not None:
-        _wait_for_exit(pid, FlushProgress(mountpoint) if sys.stderr.isatty() else None)
+        _wait_for_exit(pid, UmountProgress(mountpoint) if sys.stderr.isatty() else None)
     return 0
 
 
@@ -108,29 +109,24 @@ def _daemon_pid(mountpoint: str) -> int | None:
         return None
 
 
-class FlushProgress:
-    """`storing 12.5 MiB...` on the terminal, once the flush has taken more than a second."""
+class UmountProgress(FlushProgress):
+    """Progress of a daemon's flush, read from its metrics through the mount while it lasts."""
 
     def __init__(self, mountpoint: str) -> None:
+        super().__init__()
         self.mountpoint = mountpoint
-        self.shown = False
 
     def tick(self) -> None:
         dirty = read_stats(self.mountpoint).get("objfs_dirty_bytes") if _mounted(self.mountpoint) else None
         if isinstance(dirty, int | float):
-            print(f"\robjfs: storing {dirty / 2**20:.1f} MiB before unmounting...", end="", file=sys.stderr)
-            self.shown = True
-
-    def done(self) -> None:
-        if self.shown:
-            print(file=sys.stderr)
+            self.show(dirty)
 
 
 def _mounted(mountpoint: str) -> bool:
     return mounted_type(mountpoint) == "fuse.objfs"
 
 
-def _wait_for_exit(pid: int, progress: FlushProgress | None) -> None:
+def _wait_for_exit(pid: int, progress: UmountProgress | None) -> None:
     """Wait until the daemon has stored pending changes and exited (a pidfd, not a poll loop)."""
     try:
         pidfd = os.pidfd_open(pid)
