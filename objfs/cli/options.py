@@ -13,10 +13,8 @@ import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 
-from ..errors import EXIT_USAGE, UserError, from_storage_error
-from ..storage.base import StorageError
-from ..storage.registry import open_location
-from .settings_files import storage_base
+from ..errors import EXIT_USAGE, UserError
+from .sources import add_storage_arguments, source_name, storage_flags, storage_settings
 
 FUSE_FLAGS = {"allow_other", "allow_root", "default_permissions", "ro", "auto_unmount"}
 FUSE_PASSTHROUGH = {"noatime", "nodev", "nosuid", "noexec", "dev", "suid", "exec", "atime", "sync", "dirsync"}
@@ -98,17 +96,6 @@ OPTIONS: dict[str, Option] = {
     "allow_other": Option("allow_other", _flag, takes_value=False),
     "ro": Option("read_only", _flag, takes_value=False),
 }
-STORAGE_FLAGS = (
-    "endpoint",
-    "region",
-    "addressing_style",
-    "profile",
-    "ca_bundle",
-    "proxy",
-    "sse",
-    "sse_kms_key_id",
-    "storage_class",
-)
 
 
 def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
@@ -127,24 +114,7 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="OPT[,OPT...]",
         help="mount options as mount(8) passes them; each has a long-flag twin below",
     )
-    storage = parser.add_argument_group("storage (secrets only from the environment or a 0600 file)")
-    storage.add_argument("--endpoint", "--endpoint-url", dest="endpoint", help="the service's endpoint URL")
-    storage.add_argument("--region", help="the bucket's region")
-    storage.add_argument("--addressing-style", choices=["auto", "path", "virtual"], help="S3 URL style")
-    storage.add_argument("--profile", help="an AWS profile name from ~/.aws/config (credentials stay there)")
-    storage.add_argument("--ca-bundle", help="PEM file of certificate authorities to trust")
-    storage.add_argument("--proxy", help="HTTP(S) proxy for requests to the service, e.g. http://proxy:3128")
-    storage.add_argument("--sse", choices=["sse-s3", "sse-kms", "sse-c"], help="server-side encryption")
-    storage.add_argument("--sse-kms-key-id", help="KMS key for --sse sse-kms")
-    storage.add_argument("--storage-class", help="storage class of new objects, e.g. STANDARD_IA")
-    storage.add_argument(
-        "--config",
-        "--env-file",
-        dest="config",
-        action="append",
-        help="KEY=VALUE settings file (NAME means /etc/objfs/NAME.conf); may be repeated",
-    )
-    storage.add_argument("--credentials-file", help="KEY=VALUE file of secrets, mode 0600")
+    add_storage_arguments(parser)
     attrs = parser.add_argument_group("attributes of objects without metadata")
     attrs.add_argument("--uid", type=int, help="owner (default: the mounting user)")
     attrs.add_argument("--gid", type=int, help="group (default: the mounting user's group)")
@@ -250,27 +220,10 @@ def default_cache_dir(source: str) -> str:
     return os.path.join(base, hashlib.sha256(source.encode()).hexdigest()[:16])
 
 
-def source_name(source: str | None, flags: dict[str, str], base: dict[str, str]) -> str:
-    """The mount's name for `mount` and the cache directory, e.g. `s3://bucket/prefix`.
-
-    Opening the location (no request is sent) also reports a configuration mistake at once,
-    before a background daemon is started.
-    """
-    try:
-        location = open_location(source, flags, base)
-    except StorageError as exc:
-        raise from_storage_error(exc) from None
-    try:
-        return f"{location.storage.describe()}/{location.prefix}".rstrip("/")
-    finally:
-        location.storage.close()
-
-
 def mount_spec(args: argparse.Namespace) -> MountSpec:
     fuse = apply_o_options(args)
-    base = storage_base(os.environ, args.config or [], args.credentials_file)
-    flags = {name: getattr(args, name) for name in STORAGE_FLAGS if getattr(args, name)}
-    name = source_name(args.source, flags, base)
+    flags, base = storage_flags(args), storage_settings(args)
+    name = source_name(args, args.source)
     fuse |= {"default_permissions", "subtype=objfs", f"fsname={name.replace(',', '_')}"}
     if args.allow_other:
         fuse.add("allow_other")
