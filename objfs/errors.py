@@ -11,6 +11,7 @@ EXIT_MOUNTPOINT = 3
 EXIT_NOT_FOUND = 4
 EXIT_ACCESS_DENIED = 5
 EXIT_UNAVAILABLE = 6
+EXIT_INTEGRITY = 7
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -20,6 +21,7 @@ EXIT_CODES = {
     EXIT_NOT_FOUND: "the bucket, container or folder does not exist",
     EXIT_ACCESS_DENIED: "the credentials were rejected or lack permission",
     EXIT_UNAVAILABLE: "the endpoint did not answer",
+    EXIT_INTEGRITY: "objfs verify: an object does not hold what its record says (or is missing)",
 }
 
 

@@ -14,6 +14,7 @@ from __future__ import annotations
 import json
 import time
 from dataclasses import dataclass
+from typing import NamedTuple
 
 from .sqlite import SqliteStore
 
@@ -21,6 +22,12 @@ OPEN = "open"
 """Staged bytes of a file still open: never closed, so never acknowledged as stored."""
 CLOSING = "closing"
 """Staged bytes whose close or fsync was under way, or failed: owed to the bucket."""
+
+
+class JournalledUpload(NamedTuple):
+    key: str
+    upload_id: str
+    started: float
 
 
 @dataclass(frozen=True)
@@ -58,14 +65,10 @@ class Journal(SqliteStore):
     def upload_ended(self, upload_id: str) -> None:
         self.execute("DELETE FROM multipart_uploads WHERE upload_id = ?", (upload_id,))
 
-    def unfinished_uploads(self) -> list[tuple[str, str]]:
-        """(key, upload id) of every upload started here and never completed or aborted."""
-        return [
-            (key, upload_id)
-            for key, upload_id in self.execute(
-                "SELECT key, upload_id FROM multipart_uploads ORDER BY started"
-            )
-        ]
+    def unfinished_uploads(self) -> list[JournalledUpload]:
+        """Every upload started here and never completed or aborted, oldest first."""
+        rows = self.execute("SELECT key, upload_id, started FROM multipart_uploads ORDER BY started")
+        return [JournalledUpload(*row) for row in rows]
 
     def staged(self, path: str, key: str, base_etag: str | None) -> None:
         """A staging file now holds `key`'s bytes, derived from the version `base_etag` (None: new)."""

@@ -21,6 +21,7 @@ from ..daemon import Readiness, prepare, serve, start_in_background
 from ..errors import EXIT_CODES, EXIT_FAILURE, EXIT_MOUNTPOINT, UserError
 from ..metrics import STATS_ATTRIBUTE
 from ..mountpoint import check_mountpoint, fusermount, mounted_type, pidfile_for
+from .blobs_command import add_blob_parsers, run_blob_command
 from .options import MountSpec, add_mount_arguments, mount_spec
 from .progress import FlushProgress
 
@@ -44,6 +45,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats = commands.add_parser("stats", help="what a mount has done: requests, cache, bytes, dirty data")
     stats.add_argument("mountpoint")
     stats.add_argument("--json", action="store_true", help="one JSON object, for scripts")
+    add_blob_parsers(commands)
     return parser
 
 
@@ -177,7 +179,8 @@ def _figure(value: object) -> str:
     return f"{value:.6g}" if isinstance(value, float) and not value.is_integer() else f"{int(value)}"
 
 
-COMMANDS = ("mount", "umount", "stats")
+BLOB_COMMANDS = ("blobs", "verify", "gc")
+COMMANDS = ("mount", "umount", "stats", *BLOB_COMMANDS)
 MOUNT8_FLAGS = {"-s": "sloppy", "-f": "fake", "-n": "no mtab", "-v": "verbose"}
 
 
@@ -191,6 +194,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_mount(args, argv)
         if args.command == "stats":
             return run_stats(args.mountpoint, args.json)
+        if args.command in BLOB_COMMANDS:
+            return run_blob_command(args)
         return run_umount(args.mountpoint)
     except UserError as exc:
         print(f"objfs: {exc}", file=sys.stderr)

@@ -130,7 +130,7 @@ class Recovery:
 
     async def _abort_unfinished_uploads(self) -> None:
         """Multipart uploads this cache started before a crash hold invisible parts: drop them."""
-        for key, upload_id in self.journal.unfinished_uploads():
+        for key, upload_id, _ in self.journal.unfinished_uploads():
             try:
                 await self.run(self.storage.abort_multipart, key, upload_id)
             except StorageError as exc:
