@@ -17,6 +17,7 @@ from typing import Any, BinaryIO
 
 from ..cache.journal import CLOSING, Journal, StagedFile
 from ..storage.base import ObjectInfo, PreconditionFailed, Storage, StorageError, content_md5
+from .conflicts import conflict_key
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
@@ -70,7 +71,7 @@ class Recovery:
                 **conditions,
             )
         except PreconditionFailed:
-            conflict = f"{key}.objfs-conflict-{time.strftime('%Y%m%dT%H%M%S')}"
+            conflict = conflict_key(key)
             await self.run(
                 self.storage.write, conflict, body, metadata=metadata, content_type=content_type, md5=md5
             )
