@@ -39,7 +39,6 @@ import contextlib
 import hashlib
 import re
 import secrets
-import socket
 import string
 import threading
 import time
@@ -95,10 +94,13 @@ from .base import (
     Unavailable,
     Unsupported,
     UploadedPart,
+    absent_fails_if_match,
     content_md5,
     payload_size,
+    raised_from,
+    unreachable_reason,
 )
-from .settings import CA_BUNDLE, PROXY, SSE_C_KEY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
+from .settings import CA_BUNDLE, PROXY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 ACCOUNT_NAME = "AZURE_BLOB_ACCOUNT_NAME"
 ACCOUNT_KEY = "AZURE_BLOB_ACCOUNT_KEY"
@@ -267,7 +269,7 @@ class AzureConnection:
             proxy=settings.get(PROXY),
             tier=_tier(settings.get(STORAGE_CLASS)),
             encryption_scope=settings.get(SSE_KMS_KEY_ID) if mode == "sse-kms" else None,
-            customer_key=_customer_key(settings) if mode == "sse-c" else None,
+            customer_key=_customer_key(settings.sse_c_key()),
         )
 
     def service(self, connect_timeout: float, read_timeout: float) -> BlobServiceClient:
@@ -360,15 +362,12 @@ def _tier(name: str | None) -> StandardBlobTier | None:
     return tier
 
 
-def _customer_key(settings: Settings) -> CustomerProvidedEncryptionKey:
-    encoded = settings.require(SSE_C_KEY, "the customer-provided key for STORAGE_SSE=sse-c")
-    try:
-        key = base64.b64decode(encoded, validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != 32:
-        raise BadConfiguration(f"{SSE_C_KEY} must be a base64-encoded 256-bit key")
-    return CustomerProvidedEncryptionKey(encoded, base64.b64encode(hashlib.sha256(key).digest()).decode())
+def _customer_key(key: bytes | None) -> CustomerProvidedEncryptionKey | None:
+    """The key as Azure takes it: base64 of the key and of its SHA-256, which Azure checks it by."""
+    if key is None:
+        return None
+    digest = hashlib.sha256(key).digest()
+    return CustomerProvidedEncryptionKey(base64.b64encode(key).decode(), base64.b64encode(digest).decode())
 
 
 # -- the backend ------------------------------------------------------------------------------
@@ -479,14 +478,8 @@ class AzureBlobStorage(Storage):
         }
         if md5 is not None:
             args.update(self._digest_check(key, data, size, md5))
-        try:
-            with self._calls(key):
-                answer = self._blob(key).upload_blob(data, **args)
-        except NotFound as exc:
-            if if_match is None:
-                raise
-            message = f"{key} does not exist, so it cannot match etag {if_match}"
-            raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
+        with absent_fails_if_match(key, if_match), self._calls(key):
+            answer = self._blob(key).upload_blob(data, **args)
         return ObjectInfo(
             key,
             size,
@@ -869,16 +862,10 @@ def _unreachable_reason(exc: AzureError) -> str:
         return "connection timed out"
     if isinstance(exc, ServiceResponseTimeoutError):
         return "no answer in time (read timed out)"
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host name not found"
-        inner = getattr(cause, "inner_exception", None)
-        cause = (
-            inner
-            if isinstance(inner, BaseException) and inner is not cause
-            else cause.__cause__ or cause.__context__
-        )
-    return f"connection failed ({_first_line(exc)})"
+    return unreachable_reason(exc, _next_cause, detail=_first_line(exc))
+
+
+def _next_cause(exc: BaseException) -> BaseException | None:
+    """azure-core keeps the transport's error in `inner_exception`, beside the chain."""
+    inner = getattr(exc, "inner_exception", None)
+    return inner if isinstance(inner, BaseException) and inner is not exc else raised_from(exc)

@@ -9,13 +9,15 @@ built here on top of them so it behaves the same on every backend.
 from __future__ import annotations
 
 import base64
+import contextlib
 import errno
 import hashlib
 import io
 import os
+import socket
 import tempfile
 from abc import ABC, abstractmethod
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, ClassVar
 
@@ -148,6 +150,62 @@ def payload_bytes(data: Payload) -> bytes:
         return bytes(data)
     data.seek(0)
     return data.read()
+
+
+def one_line(text: object) -> str:
+    """`text` with its white space collapsed: SDK messages span lines, and a log line or an error
+    message must stay one line."""
+    return " ".join(str(text).split())
+
+
+def raised_from(exc: BaseException) -> BaseException | None:
+    """The next link of an exception chain: what `exc` was raised from, or while handling."""
+    return exc.__cause__ or exc.__context__
+
+
+def unreachable_reason(
+    exc: BaseException,
+    next_cause: Callable[[BaseException], BaseException | None] = raised_from,
+    detail: str | None = None,
+) -> str:
+    """Why no connection was made, in words a user can act on.
+
+    SDKs wrap the socket error of a failed connection in one or more exceptions of their own, so
+    the chain from `exc` is walked (by `next_cause`, for SDKs that keep the cause elsewhere) for a
+    refused connection or an unknown host; failing those, `detail` (else `exc`'s text) says it.
+    """
+    cause: BaseException | None = exc
+    while cause is not None:
+        reason = socket_reason(cause)
+        if reason is not None:
+            return reason
+        cause = next_cause(cause)
+    return f"connection failed ({one_line(exc) if detail is None else detail})"
+
+
+def socket_reason(exc: BaseException) -> str | None:
+    """'connection refused' or 'host name not found' when `exc` is that socket error, else None."""
+    if isinstance(exc, ConnectionRefusedError):
+        return "connection refused"
+    if isinstance(exc, socket.gaierror):
+        return "host name not found"
+    return None
+
+
+@contextlib.contextmanager
+def absent_fails_if_match(key: str, if_match: str | None) -> Iterator[None]:
+    """Turn NotFound from a write conditional on `if_match` into PreconditionFailed.
+
+    Services answer If-Match on an absent key with 404, but to the contract the write lost its
+    condition: there is no object with that etag to replace.
+    """
+    try:
+        yield
+    except NotFound as exc:
+        if if_match is None:
+            raise
+        message = f"{key} does not exist, so it cannot match etag {if_match}"
+        raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
 
 
 def content_md5(data: Payload) -> str:
@@ -394,7 +452,12 @@ __all__ = [
     "Unavailable",
     "Unsupported",
     "UploadedPart",
+    "absent_fails_if_match",
     "content_md5",
+    "one_line",
     "payload_bytes",
     "payload_size",
+    "raised_from",
+    "socket_reason",
+    "unreachable_reason",
 ]

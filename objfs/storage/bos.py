@@ -12,7 +12,6 @@ from __future__ import annotations
 import contextlib
 import http.client
 import json
-import socket
 import threading
 from collections.abc import Iterator
 from datetime import datetime
@@ -28,10 +27,8 @@ from baidubce.services.bos.bos_client import BosClient
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
-    IntegrityError,
     InvalidKey,
     ListPage,
     MultipartUpload,
@@ -39,14 +36,17 @@ from .base import (
     ObjectInfo,
     Payload,
     PermissionDenied,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unavailable,
     UploadedPart,
+    absent_fails_if_match,
     content_md5,
+    one_line,
     payload_size,
+    socket_reason,
 )
+from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, S3FamilyStorage
 from .settings import CA_BUNDLE, PROXY, SSE, STORAGE_CLASS, SettingNames, Settings
 
 BUCKET = "BAIDU_OBS_BUCKET_NAME"
@@ -61,32 +61,13 @@ past the end of the object means "to the end" (RFC 9110)."""
 META = "x-bce-meta-"
 
 _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
-    "NoSuchKey": NotFound,
-    "NoSuchBucket": NotFound,
-    "NoSuchUpload": NotFound,
-    "AccessDenied": PermissionDenied,
-    "InvalidAccessKeyId": PermissionDenied,
-    "SignatureDoesNotMatch": PermissionDenied,
+    **S3_ERRORS_BY_CODE,
     "RequestExpired": PermissionDenied,
-    "PreconditionFailed": PreconditionFailed,
-    "BadDigest": IntegrityError,
-    "InvalidDigest": IntegrityError,
-    "InvalidPart": IntegrityError,
-    "InvalidPartOrder": IntegrityError,
-    "InvalidObjectState": Archived,
-    "RequestTimeout": Unavailable,
     "SlowDown": Unavailable,
 }
-_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
-    403: PermissionDenied,
-    404: NotFound,
-    412: PreconditionFailed,
-    429: Unavailable,
-}
-_REJECTED_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "RequestExpired"})
 
 
-class BosStorage(Storage):
+class BosStorage(S3FamilyStorage):
     """One bucket; every method is one BOS request, except copy (a stat first) and complete (a stat
     after), and a copy of a source over `copy_limit`, which takes one request per part."""
 
@@ -102,9 +83,8 @@ class BosStorage(Storage):
     )
     """Conditional: BOS's PutObject takes If-Match and If-None-Match: *. The etag of a multipart or
     appended object is not marked as such, so no etag is trusted to be an MD5."""
-    copy_limit: int = 5 * 1024**3
-    """Largest source one CopyObject accepts; bigger sources are copied in parts."""
-    copy_part_size: int = 64 * 1024**2
+    errors_by_code = _ERRORS_BY_CODE
+    rejected_credentials = S3_REJECTED_CREDENTIALS | {"RequestExpired"}
 
     def __init__(
         self,
@@ -151,9 +131,6 @@ class BosStorage(Storage):
             proxy=settings.get(PROXY),
             storage_class=settings.get(STORAGE_CLASS),
         )
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with a 5 s timeout: a listing names a missing bucket, a HEAD cannot."""
@@ -209,24 +186,18 @@ class BosStorage(Storage):
         if if_none_match:
             conditions["If-None-Match"] = "*"
         md5 = md5 or content_md5(data)
-        try:
-            with self._calls(key):
-                response = self._client.put_object(
-                    self.bucket,
-                    key,
-                    _rewound(data),
-                    payload_size(data),
-                    content_md5=md5,
-                    content_type=content_type,
-                    user_metadata=dict(metadata or {}),
-                    storage_class=self._storage_class,
-                    cond_read_write=conditions or None,
-                )
-        except NotFound as exc:
-            if if_match is None:
-                raise
-            message = f"{key} does not exist, so it cannot match etag {if_match}"
-            raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
+        with absent_fails_if_match(key, if_match), self._calls(key):
+            response = self._client.put_object(
+                self.bucket,
+                key,
+                _rewound(data),
+                payload_size(data),
+                content_md5=md5,
+                content_type=content_type,
+                user_metadata=dict(metadata or {}),
+                storage_class=self._storage_class,
+                cond_read_write=conditions or None,
+            )
         headers = vars(response.metadata)
         mtime = parsedate_to_datetime(headers["date"]).timestamp()
         return ObjectInfo(
@@ -254,37 +225,29 @@ class BosStorage(Storage):
             next_token=response.next_marker if response.is_truncated else None,
         )
 
-    def copy(
+    def _copy_object(
         self,
-        src: str,
+        source: ObjectInfo,
         dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
         *,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
+        replace: bool,
     ) -> ObjectInfo:
-        """Stat first: the size chooses the path, and a replacement must restate what is kept.
-
-        Copying onto itself is only legal when replacing, which is how chmod is persisted.
-        """
-        source = self.stat(src)
-        kept = dict(source.metadata or {}) if metadata is None else dict(metadata)
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        replace = metadata is not None or content_type is not None or src == dst
+        """A replacement must restate the content type and metadata, or BOS drops them."""
+        kept = dict(metadata or {})
         with self._calls(dst):
             response = self._client.copy_object(
                 self.bucket,
-                src,
+                source.key,
                 self.bucket,
                 dst,
-                content_type=kind if replace else None,
+                content_type=content_type if replace else None,
                 user_metadata=kept if replace else None,
                 storage_class=self._storage_class,
             )
-        return ObjectInfo(
-            dst, source.size, response.etag.strip('"'), _iso_time(response.last_modified), kind, kept
-        )
+        mtime = _iso_time(response.last_modified)
+        return ObjectInfo(dst, source.size, response.etag.strip('"'), mtime, content_type, kept)
 
     def delete(self, key: str) -> None:
         with contextlib.suppress(NotFound), self._calls(key):
@@ -366,38 +329,16 @@ class BosStorage(Storage):
                 return None
             raise
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str], content_type: str | None
-    ) -> ObjectInfo:
-        """Copy a source CopyObject refuses as a multipart upload of ranges of it, one at a time.
-
-        Each range is copied only while the source keeps its etag, so an overwrite mid-copy fails the
-        copy instead of mixing old and new bytes. Any failure aborts the upload.
-        """
-        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        try:
-            parts = []
-            for number, offset in enumerate(range(0, source.size, step), 1):
-                length = min(step, source.size - offset)
-                with self._calls(dst):
-                    response = self._client.upload_part_copy(
-                        self.bucket,
-                        source.key,
-                        self.bucket,
-                        dst,
-                        upload_id,
-                        number,
-                        length,
-                        offset,
-                        etag=source.etag,
-                    )
-                parts.append(UploadedPart(number, response.etag.strip('"')))
-            return self.complete_multipart(dst, upload_id, parts)
-        except BaseException:
-            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
-                self.abort_multipart(dst, upload_id)
-            raise
+    def _copy_part(
+        self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
+    ) -> UploadedPart:
+        """Only while the source keeps its etag, so an overwrite mid-copy fails the copy instead of
+        mixing old and new bytes."""
+        with self._calls(dst):
+            response = self._client.upload_part_copy(
+                self.bucket, source.key, self.bucket, dst, upload_id, number, length, offset, etag=source.etag
+            )
+        return UploadedPart(number, response.etag.strip('"'))
 
     @contextlib.contextmanager
     def _calls(self, key: str | None = None) -> Iterator[None]:
@@ -410,7 +351,7 @@ class BosStorage(Storage):
             raise self._service_error(exc, key) from exc
         except (BceClientError, ValueError) as exc:
             # the SDK refuses keys BOS would refuse ('.', '..', 'v1', a leading '/') before sending
-            raise InvalidKey(f"{self._where(key)}: {_one_line(exc)}", key=key) from exc
+            raise InvalidKey(f"{self._where(key)}: {one_line(exc)}", key=key) from exc
         except (OSError, http.client.HTTPException) as exc:  # while reading a body
             raise self._failure(exc, key) from exc
 
@@ -423,34 +364,11 @@ class BosStorage(Storage):
         reason = _unreachable_reason(error)
         if reason is not None:
             return Unavailable(f"cannot reach {self._endpoint}: {reason}", key=key)
-        return StorageError(f"{self._where(key)}: {_one_line(error)}", key=key)
+        return StorageError(f"{self._where(key)}: {one_line(error)}", key=key)
 
     def _service_error(self, error: BceServerError, key: str | None) -> StorageError:
         status = int(error.status_code or 0)
-        code = str(error.code or status)
-        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status)
-        kind = kind or (Unavailable if status >= 500 else StorageError)
-        message = self._explain(kind, code, key, str(error))
-        return kind(message, key=key, request_id=error.request_id or None)
-
-    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return f"{self._where(key)} is archived; restore it before reading ({code})"
-        return f"{self._where(key)}: {_one_line(detail)} ({code})"
-
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
+        return self._answer_error(error.code, status, key, str(error), error.request_id)
 
 
 def _proxy_address(url: str | None) -> tuple[str, int] | None:
@@ -481,16 +399,8 @@ def _iso_time(text: str) -> float:
 
 def _unreachable_reason(error: BaseException) -> str | None:
     """Why no answer came, in words, or None when the failure is not about the connection."""
-    if isinstance(error, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(error, socket.gaierror):
-        return "host name not found"
     if isinstance(error, TimeoutError):
         return "timed out"
     if isinstance(error, OSError | http.client.HTTPException):
-        return f"connection failed ({_one_line(error) or type(error).__name__})"
+        return socket_reason(error) or f"connection failed ({one_line(error) or type(error).__name__})"
     return None
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())

@@ -20,8 +20,6 @@ import contextlib
 import hashlib
 import ipaddress
 import re
-import socket
-import time
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass, field
 from datetime import datetime
@@ -36,7 +34,6 @@ from requests.structures import CaseInsensitiveDict
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
     InvalidKey,
@@ -45,14 +42,15 @@ from .base import (
     NotFound,
     ObjectInfo,
     Payload,
-    PermissionDenied,
     Storage,
     StorageError,
     Unavailable,
     UploadedPart,
+    one_line,
     payload_size,
+    unreachable_reason,
 )
-from .s3 import _ERRORS_BY_CODE, _ERRORS_BY_STATUS, _REJECTED_CREDENTIALS, _byte_range, _one_line, _sse_c_key
+from .s3_family import AWS_ERRORS_BY_CODE, AWS_REJECTED_CREDENTIALS, S3FamilyStorage, byte_range, server_time
 from .settings import CA_BUNDLE, PROXY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 BUCKET = "TENCENT_COS_BUCKET_NAME"
@@ -67,7 +65,7 @@ POOL_SIZE = 32
 """Connections kept per host; at least the worker threads that call one backend at once."""
 
 _ERRORS = {
-    **_ERRORS_BY_CODE,
+    **AWS_ERRORS_BY_CODE,
     "NoSuchResource": NotFound,  # the SDK's own code for a HEAD answered 404
     "KeyTooLong": InvalidKey,
     "InternalError": Unavailable,  # also sent with 200 when a copy fails after it started
@@ -168,7 +166,7 @@ class CosWrites:
     @classmethod
     def from_settings(cls, settings: Settings) -> CosWrites:
         return cls(
-            settings.sse(), settings.get(SSE_KMS_KEY_ID), _sse_c_key(settings), settings.get(STORAGE_CLASS)
+            settings.sse(), settings.get(SSE_KMS_KEY_ID), settings.sse_c_key(), settings.get(STORAGE_CLASS)
         )
 
     def write_arguments(self) -> dict[str, str]:
@@ -198,7 +196,7 @@ class CosWrites:
         return {f"CopySource{name}": value for name, value in self.read_arguments().items()}
 
 
-class CosStorage(Storage):
+class CosStorage(S3FamilyStorage):
     """One bucket; each method is one COS request, except copy (a stat first) and complete
     (a stat after), and a copy over `copy_limit`, which takes one request per part.
 
@@ -218,9 +216,9 @@ class CosStorage(Storage):
         max_metadata_bytes=2048,
         etag_is_md5=True,
     )
-    copy_limit: int = 5 * 1024**3
-    """Largest source one PUT Object - Copy takes; bigger sources are copied part by part."""
-    copy_part_size: int = 64 * 1024**2
+    errors_by_code = _ERRORS
+    rejected_credentials = AWS_REJECTED_CREDENTIALS
+    archived = "is archived (ARCHIVE/DEEP_ARCHIVE)"
 
     def __init__(self, bucket: str, connection: CosConnection, writes: CosWrites | None = None) -> None:
         if not BUCKET_FORM.fullmatch(bucket):
@@ -243,9 +241,6 @@ class CosStorage(Storage):
     def from_settings(cls, settings: Settings) -> Storage:
         bucket = settings.require(BUCKET, "the bucket, <name>-<appid>: cos://bucket-appid/prefix")
         return cls(bucket, CosConnection.from_settings(settings, bucket), CosWrites.from_settings(settings))
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with short timeouts: a listing's error body tells a missing bucket
@@ -331,37 +326,29 @@ class CosStorage(Storage):
             next_token = response.get("NextMarker") or max([o.key for o in objects] + prefixes)
         return ListPage(objects, prefixes, next_token)
 
-    def copy(
+    def _copy_object(
         self,
-        src: str,
+        source: ObjectInfo,
         dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
         *,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
+        replace: bool,
     ) -> ObjectInfo:
-        """Stat first: the size chooses the path, and `Replaced` must restate the content type.
-
-        Copying onto itself is only legal with `Replaced`, which is how chmod is persisted.
-        """
-        source = self.stat(src)
-        kept = source.metadata if metadata is None else metadata
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        replace = metadata is not None or content_type is not None or src == dst
+        """`Replaced` must restate the content type, or COS drops it."""
         args: dict[str, Any] = {**self._writes, **self._copy_reads}
         if replace:
-            args.update(_attributes(kept, kind))
+            args.update(_attributes(metadata, content_type))
         with self._calls(dst):
             result = self._client.copy_object(
                 Bucket=self.bucket,
                 Key=dst,
-                CopySource=self._connection.copy_source(self.bucket, src),
+                CopySource=self._connection.copy_source(self.bucket, source.key),
                 CopyStatus="Replaced" if replace else "Copy",
                 **args,
             )
         mtime = _iso_time(result["LastModified"])
-        return ObjectInfo(dst, source.size, _etag(result), mtime, kind, dict(kept or {}))
+        return ObjectInfo(dst, source.size, _etag(result), mtime, content_type, dict(metadata or {}))
 
     def delete(self, key: str) -> None:
         with self._calls(key):
@@ -395,9 +382,7 @@ class CosStorage(Storage):
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
         """Stat after completing: the answer carries neither the size nor the metadata."""
-        self._complete(
-            key, upload_id, [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
-        )
+        self._complete(key, upload_id, parts)
         return self.stat(key)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -434,12 +419,12 @@ class CosStorage(Storage):
         try:
             config = self._connection.config(timeout)
         except CosClientError as exc:
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc)}") from exc
         return CosS3Client(config, retry=0, session=self._session)
 
     def _chunks(self, key: str, offset: int, length: int | None) -> Iterator[bytes]:
         """GET a byte range as it arrives, undecoded; nothing when it starts past the end (416)."""
-        ranged = {} if offset == 0 and length is None else {"Range": _byte_range(offset, length)}
+        ranged = {} if offset == 0 and length is None else {"Range": byte_range(offset, length)}
         with self._calls(key):
             try:
                 body = self._client.get_object(Bucket=self.bucket, Key=key, **ranged, **self._reads)["Body"]
@@ -451,38 +436,33 @@ class CosStorage(Storage):
             with contextlib.closing(raw):
                 yield from raw.stream(STREAM_CHUNK, decode_content=False)
 
-    def _complete(self, key: str, upload_id: str, parts: list[dict[str, Any]]) -> dict[str, Any]:
+    def _complete(self, key: str, upload_id: str, parts: list[UploadedPart]) -> dict[str, Any]:
+        listed = [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
         with self._calls(key):
             return self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Part": parts}
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Part": listed}
             )
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
+    def _complete_copy(
+        self,
+        source: ObjectInfo,
+        dst: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        metadata: dict[str, str] | None,
+        content_type: str | None,
     ) -> ObjectInfo:
-        """Copy a source PUT Object - Copy refuses as a multipart upload of ranges of it, one part
-        at a time; any failure aborts the upload so no parts are left to be billed."""
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
-        try:
-            parts = [
-                {"PartNumber": number, "ETag": self._copy_part(source, dst, upload_id, number, start, step)}
-                for number, start in enumerate(range(0, source.size, step), 1)
-            ]
-            response = CaseInsensitiveDict(self._complete(dst, upload_id, parts))
-        except BaseException:
-            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
-                self.abort_multipart(dst, upload_id)
-            raise
+        """No stat: the answer carries the etag and the date, and the rest is known here."""
+        response = CaseInsensitiveDict(self._complete(dst, upload_id, parts))
         return ObjectInfo(
             dst, source.size, _etag(response), _server_time(response), content_type, metadata or {}
         )
 
     def _copy_part(
-        self, source: ObjectInfo, dst: str, upload_id: str, number: int, start: int, step: int
-    ) -> str:
-        """One range; If-Match so a source overwritten mid-copy fails the copy instead of
-        completing as a mix of its old and new bytes."""
+        self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
+    ) -> UploadedPart:
+        """If-Match, so a source overwritten mid-copy fails the copy instead of completing as a
+        mix of its old and new bytes."""
         with self._calls(dst):
             response = self._client.upload_part_copy(
                 Bucket=self.bucket,
@@ -490,12 +470,12 @@ class CosStorage(Storage):
                 PartNumber=number,
                 UploadId=upload_id,
                 CopySource=self._connection.copy_source(self.bucket, source.key),
-                CopySourceRange=_byte_range(start, min(step, source.size - start)),
+                CopySourceRange=byte_range(offset, length),
                 CopySourceIfMatch=f'"{source.etag}"',
                 **self._reads,
                 **self._copy_reads,
             )
-        return response["ETag"]
+        return UploadedPart(number, _etag(response))
 
     @contextlib.contextmanager
     def _calls(self, key: str | None = None) -> Iterator[None]:
@@ -507,35 +487,13 @@ class CosStorage(Storage):
         except CosClientError as exc:
             raise self._client_error(exc, key) from exc
         except OSError as exc:  # a body that breaks while it streams
-            raise Unavailable(f"{self._where(key)}: {_one_line(exc)}", key=key) from exc
+            raise Unavailable(f"{self._where(key)}: {one_line(exc)}", key=key) from exc
 
     def _service_error(self, exc: CosServiceError, key: str | None) -> StorageError:
         fields = _fields(exc)
+        request_id = fields.get("requestid") or fields.get("x-cos-request-id")
         status = int(exc.get_status_code() or 0)
-        code = str(fields.get("code") or status)
-        kind = _ERRORS.get(code) or _ERRORS_BY_STATUS.get(status)
-        kind = kind or (Unavailable if status >= 500 else StorageError)
-        request_id = fields.get("requestid") or fields.get("x-cos-request-id") or None
-        message = self._explain(kind, code, key, fields.get("message"))
-        return kind(message, key=key, request_id=request_id)
-
-    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return (
-                f"{self._where(key)} is archived (ARCHIVE/DEEP_ARCHIVE); restore it before reading ({code})"
-            )
-        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+        return self._answer_error(fields.get("code"), status, key, fields.get("message"), request_id)
 
     def _client_error(self, exc: CosClientError, key: str | None) -> StorageError:
         """A request that never got an answer is Unavailable; anything else the SDK refused to send."""
@@ -543,10 +501,7 @@ class CosStorage(Storage):
         if reason is not None:
             return Unavailable(f"cannot reach {self._endpoint}: {reason}", key=key)
         kind = InvalidKey if key is not None else BadConfiguration
-        return kind(f"{self._where(key)}: {_one_line(exc)}", key=key)
-
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
+        return kind(f"{self._where(key)}: {one_line(exc)}", key=key)
 
 
 def _fields(exc: CosServiceError) -> Mapping[str, str]:
@@ -564,13 +519,7 @@ def _unreachable_reason(exc: CosClientError) -> str | None:
         return "connection timed out"
     if isinstance(cause, requests.Timeout):
         return "no answer in time (read timed out)"
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host name not found"
-        cause = cause.__cause__ or cause.__context__
-    return f"connection failed ({_one_line(exc)})"
+    return unreachable_reason(exc)
 
 
 def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, Any]:
@@ -592,8 +541,4 @@ def _iso_time(text: str) -> float:
 
 
 def _server_time(response: Mapping[str, str]) -> float:
-    """The service's clock (the Date header) rather than ours, so it agrees with a later stat's mtime."""
-    try:
-        return parsedate_to_datetime(response["Date"]).timestamp()
-    except (KeyError, TypeError, ValueError):
-        return time.time()
+    return server_time(response.get("Date"))

@@ -70,9 +70,9 @@ from .base import (
     Unavailable,
     Unsupported,
     UploadedPart,
+    one_line,
     payload_size,
 )
-from .s3 import _sse_c_key
 from .settings import CA_BUNDLE, PROXY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 log = logging.getLogger(__name__)
@@ -122,7 +122,7 @@ class GcsConnection:
             ca_bundle=ca_bundle,
             proxy=settings.get(PROXY),
             kms_key=settings.get(SSE_KMS_KEY_ID) if settings.sse() == "sse-kms" else None,
-            sse_c_key=_sse_c_key(settings),
+            sse_c_key=settings.sse_c_key(),
             storage_class=(settings.get(STORAGE_CLASS) or "").upper() or None,
         )
 
@@ -147,7 +147,7 @@ class GcsConnection:
         except auth_errors.DefaultCredentialsError as exc:
             raise BadConfiguration(
                 f"no Google credentials: set {SERVICE_ACCOUNT} or configure Application Default "
-                f"Credentials ({_one_line(exc)})"
+                f"Credentials ({one_line(exc)})"
             ) from exc
 
     def session(self, credentials: Credentials) -> AuthorizedSession:
@@ -220,7 +220,7 @@ class GcsStorage(Storage):
                 client_options=options,
             )
         except ValueError as exc:
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc)}") from exc
         # The SDK fetches bucket metadata in a background thread for tracing attributes: a request
         # nobody asked for, outside the one-attempt policy, so it is switched off.
         self._client._bucket_metadata_cache = None
@@ -407,7 +407,7 @@ class GcsStorage(Storage):
                 api_access_endpoint=self._endpoint,
             )
         except (AttributeError, auth_errors.GoogleAuthError) as exc:
-            raise Unsupported(f"cannot sign a URL for {self._where(key)}: {_one_line(exc)}", key=key) from exc
+            raise Unsupported(f"cannot sign a URL for {self._where(key)}: {one_line(exc)}", key=key) from exc
 
     def close(self) -> None:
         self._client.close()
@@ -570,9 +570,9 @@ class GcsStorage(Storage):
         except auth_errors.RefreshError as exc:
             kind = Unavailable if getattr(exc, "retryable", False) else PermissionDenied
             message = f"access denied to bucket '{self.bucket}': the credentials were rejected"
-            raise kind(f"{message} ({_one_line(exc)})", key=key) from exc
+            raise kind(f"{message} ({one_line(exc)})", key=key) from exc
         except auth_errors.TransportError as exc:
-            raise Unavailable(f"cannot reach the token service: {_one_line(exc)}", key=key) from exc
+            raise Unavailable(f"cannot reach the token service: {one_line(exc)}", key=key) from exc
         except (requests.RequestException, urllib3.exceptions.HTTPError) as exc:
             raise Unavailable(f"cannot reach {self._endpoint}: {_unreachable_reason(exc)}", key=key) from exc
 
@@ -590,7 +590,7 @@ class GcsStorage(Storage):
         elif kind is PermissionDenied:
             message = f"access denied to {self._where(key)} ({reason})"
         else:
-            message = f"{self._where(key)}: {_one_line(exc.message or 'request failed')} ({status} {reason})"
+            message = f"{self._where(key)}: {one_line(exc.message or 'request failed')} ({status} {reason})"
         return kind(message, key=key, request_id=request_id)
 
     def _where(self, key: str | None) -> str:
@@ -692,8 +692,4 @@ def _unreachable_reason(exc: BaseException) -> str:
     for kind, words in reasons:
         if any(isinstance(link, kind) for link in chain):
             return words
-    return f"connection failed ({_one_line(exc)})"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return f"connection failed ({one_line(exc)})"

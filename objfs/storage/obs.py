@@ -31,14 +31,11 @@ from __future__ import annotations
 import calendar
 import contextlib
 import http.client
-import math
 import os
-import socket
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from datetime import datetime
-from email.utils import parsedate_to_datetime
 from typing import Any, BinaryIO
 from urllib.parse import unquote, urlsplit
 
@@ -56,10 +53,8 @@ from obs import (
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
-    IntegrityError,
     InvalidKey,
     ListPage,
     MultipartUpload,
@@ -67,14 +62,15 @@ from .base import (
     ObjectInfo,
     Payload,
     PermissionDenied,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unavailable,
     UploadedPart,
+    one_line,
     payload_size,
+    socket_reason,
 )
-from .s3 import _one_line, _sse_c_key
+from .s3_family import AWS_REJECTED_CREDENTIALS, S3_ERRORS_BY_CODE, S3FamilyStorage, byte_range, server_time
 from .settings import CA_BUNDLE, PROXY, SSE, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 SIGNATURE = "HUAWEI_OBS_SIGNATURE"
@@ -101,38 +97,17 @@ AFTER_EVERYTHING = "\U0010ffff"
 """Appended to a sub-prefix used as a listing marker, so the next page starts after every key under it."""
 
 _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
-    "NoSuchKey": NotFound,
-    "NoSuchBucket": NotFound,
-    "NoSuchUpload": NotFound,
-    "AccessDenied": PermissionDenied,
+    **S3_ERRORS_BY_CODE,
     "AllAccessDisabled": PermissionDenied,
-    "InvalidAccessKeyId": PermissionDenied,
-    "SignatureDoesNotMatch": PermissionDenied,
     "ExpiredToken": PermissionDenied,
     "InvalidToken": PermissionDenied,
-    "PreconditionFailed": PreconditionFailed,
-    "BadDigest": IntegrityError,
-    "InvalidDigest": IntegrityError,
-    "InvalidPart": IntegrityError,
-    "InvalidPartOrder": IntegrityError,
     "KeyTooLongError": InvalidKey,
-    "InvalidObjectState": Archived,
-    # throttling and timeouts, some of which arrive as 4xx: transient, so retried
-    "RequestTimeout": Unavailable,
+    # throttling, some of which arrives as 4xx: transient, so retried
     "SlowDown": Unavailable,
     "ServiceUnavailable": Unavailable,
     "TooManyRequests": Unavailable,
     "Throttling": Unavailable,
 }
-_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
-    403: PermissionDenied,
-    404: NotFound,
-    412: PreconditionFailed,
-    429: Unavailable,
-}
-_REJECTED_CREDENTIALS = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
-)
 
 
 class _ObsClient(ObsClient):
@@ -193,7 +168,7 @@ class ObsConnection:
             proxy=settings.get(PROXY),
             sse=sse,
             sse_kms_key_id=settings.get(SSE_KMS_KEY_ID),
-            sse_c_key=_sse_c_key(settings),
+            sse_c_key=settings.sse_c_key(),
             storage_class=_storage_class(settings),
         )
 
@@ -269,7 +244,7 @@ def _proxy_options(proxy: str | None) -> dict[str, Any]:
     }
 
 
-class ObsStorage(Storage):
+class ObsStorage(S3FamilyStorage):
     """One bucket; every method is one OBS request (two for copy and complete), except a copy of a
     source over `copy_limit`, which takes one request per part."""
 
@@ -287,17 +262,18 @@ class ObsStorage(Storage):
         max_metadata_bytes=2048,  # OBS allows 8 KB; 2 KB keeps objects readable through S3 tools
         etag_is_md5=True,
     )
-    copy_limit: int = 5 * 1024**3
-    """Largest source one copyObject accepts; bigger sources are copied in parts."""
-    copy_part_size: int = 64 * 1024**2
+    errors_by_code = _ERRORS_BY_CODE
+    rejected_credentials = AWS_REJECTED_CREDENTIALS
+    archived = "is archived (Cold/Deep Archive)"
 
     def __init__(self, bucket: str, connection: ObsConnection) -> None:
         self.bucket = bucket
         self._connection = connection
+        self._endpoint = connection.server
         try:
             self._client = connection.client(TIMEOUT)
         except Exception as exc:  # the SDK raises bare exceptions for a malformed server
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc)}") from exc
         self._sse = connection.sse_header()
         self._sse_c = connection.sse_c_header()
 
@@ -305,9 +281,6 @@ class ObsStorage(Storage):
     def from_settings(cls, settings: Settings) -> Storage:
         bucket = settings.require("HUAWEI_OBS_BUCKET_NAME", "the bucket: obs://bucket/prefix")
         return cls(bucket, ObsConnection.from_settings(settings))
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with a client that gives up after CHECK_TIMEOUT: a listing answers
@@ -325,7 +298,7 @@ class ObsStorage(Storage):
             key,
             int(head.contentLength or 0),
             _etag(head.etag),
-            _http_time(head.lastModified),
+            server_time(head.lastModified),
             head.contentType,
             _metadata(response),
         )
@@ -379,7 +352,7 @@ class ObsStorage(Storage):
             headers=headers,
             autoClose=False,  # the caller's file stays the caller's
         )
-        mtime = _http_time(dict(response.header or []).get("date"))
+        mtime = server_time(dict(response.header or []).get("date"))
         return ObjectInfo(key, size, _etag(response.body.etag), mtime, content_type, dict(metadata or {}))
 
     def list(
@@ -433,16 +406,20 @@ class ObsStorage(Storage):
         binary SSE-C key cannot be presented for the source and the bytes go through this client."""
         if self._sse_c is not None:
             return self.copy_via_client(src, dst, metadata=metadata, content_type=content_type)
-        source = self.stat(src)
-        kept = source.metadata if metadata is None else metadata
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        # copying onto itself is only legal with REPLACE, which is how chmod is persisted
-        replace = metadata is not None or content_type is not None or src == dst
+        return super().copy(src, dst, metadata=metadata, content_type=content_type)
+
+    def _copy_object(
+        self,
+        source: ObjectInfo,
+        dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
+        *,
+        replace: bool,
+    ) -> ObjectInfo:
         headers = CopyObjectHeader(
             directive="REPLACE" if replace else "COPY",
-            contentType=kind if replace else None,
+            contentType=content_type if replace else None,
             destSseHeader=self._sse,
             storageClass=self._connection.storage_class,
         )
@@ -450,16 +427,15 @@ class ObsStorage(Storage):
             dst,
             self._client.copyObject,
             self.bucket,
-            src,
+            source.key,
             self.bucket,
             dst,
-            metadata=dict(kept or {}) if replace else None,
+            metadata=dict(metadata or {}) if replace else None,
             headers=headers,
         )
         result = response.body
-        return ObjectInfo(
-            dst, source.size, _etag(result.etag), _sdk_time(result.lastModified), kind, dict(kept or {})
-        )
+        mtime = _sdk_time(result.lastModified)
+        return ObjectInfo(dst, source.size, _etag(result.etag), mtime, content_type, dict(metadata or {}))
 
     def delete(self, key: str) -> None:
         self._call(key, self._client.deleteObject, self.bucket, key)
@@ -539,7 +515,7 @@ class ObsStorage(Storage):
 
     def _get(self, key: str, offset: int, length: int | None, *, in_memory: bool) -> Any:
         """GET a byte range; None when it starts past the end, which the service calls InvalidRange."""
-        ranged = None if offset == 0 and length is None else _byte_range(offset, length)
+        ranged = None if offset == 0 and length is None else byte_range(offset, length)
         headers = GetObjectHeader(range=ranged, sseHeader=self._sse_c)
         with self._failures(key):
             response = self._client.getObject(self.bucket, key, headers=headers, loadStreamInMemory=in_memory)
@@ -547,30 +523,8 @@ class ObsStorage(Storage):
             return None
         return self._checked(response, key)
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
-    ) -> ObjectInfo:
-        """Copy a source copyObject refuses as a multipart upload of ranges of it, one at a time.
-
-        The upload is created with the kept (or given) metadata and content type; any failure aborts
-        it, so no parts are left to be billed.
-        """
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        try:
-            step = max(self.copy_part_size, math.ceil(source.size / self.capabilities.max_part_count))
-            parts = [
-                self._copy_part(source.key, dst, upload_id, number, start, min(step, source.size - start))
-                for number, start in enumerate(range(0, source.size, step), 1)
-            ]
-            info = self.complete_multipart(dst, upload_id, parts)
-        except BaseException:
-            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
-                self.abort_multipart(dst, upload_id)
-            raise
-        return info
-
     def _copy_part(
-        self, src: str, dst: str, upload_id: str, number: int, offset: int, length: int
+        self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
     ) -> UploadedPart:
         response = self._call(
             dst,
@@ -579,8 +533,8 @@ class ObsStorage(Storage):
             dst,
             number,
             upload_id,
-            f"/{self.bucket}/{src}",
-            copySourceRange=_byte_range(offset, length),
+            f"/{self.bucket}/{source.key}",
+            copySourceRange=byte_range(offset, length),
         )
         return UploadedPart(number, _etag(response.body.etag))
 
@@ -597,27 +551,8 @@ class ObsStorage(Storage):
             raise Unavailable(f"{self._where(key)}: no answer", key=key)
         if status < 300:
             return response
-        code = response.errorCode or str(status)
-        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status)
-        kind = kind or (Unavailable if status >= 500 else StorageError)
-        message = self._explain(kind, code, key, response.errorMessage or response.reason)
-        raise kind(message, key=key, request_id=response.requestId or None)
-
-    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._connection.server}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return f"{self._where(key)} is archived (Cold/Deep Archive); restore it before reading ({code})"
-        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+        detail = response.errorMessage or response.reason
+        raise self._answer_error(response.errorCode, status, key, detail, response.requestId)
 
     @contextlib.contextmanager
     def _failures(self, key: str | None) -> Iterator[None]:
@@ -628,23 +563,16 @@ class ObsStorage(Storage):
             raise
         except Exception as exc:
             reason = _unreachable_reason(exc)
-            where = f"cannot reach {self._connection.server}" if reason else self._where(key)
-            raise Unavailable(f"{where}: {reason or _one_line(exc)}", key=key) from exc
-
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
+            where = f"cannot reach {self._endpoint}" if reason else self._where(key)
+            raise Unavailable(f"{where}: {reason or one_line(exc)}", key=key) from exc
 
 
 def _unreachable_reason(exc: Exception) -> str | None:
     """Why no connection was made, in words, or None when the failure came later."""
-    if isinstance(exc, ConnectionRefusedError):
-        return "connection refused"
-    if isinstance(exc, socket.gaierror):
-        return "host name not found"
     if isinstance(exc, TimeoutError):
         return "no answer in time (timed out)"
     if isinstance(exc, OSError | http.client.HTTPException):
-        return f"connection failed ({_one_line(exc)})"
+        return socket_reason(exc) or f"connection failed ({one_line(exc)})"
     return None
 
 
@@ -659,20 +587,6 @@ def _sendable(data: Payload) -> bytes | BinaryIO:
 
 def _etag(etag: str | None) -> str:
     return (etag or "").strip('"')
-
-
-def _byte_range(offset: int, length: int | None) -> str:
-    return f"{offset}-" if length is None else f"{offset}-{offset + length - 1}"
-
-
-def _http_time(text: str | None) -> float:
-    """A header date (Last-Modified, Date): the service's clock rather than ours, so write and stat agree."""
-    if text is None:
-        return time.time()
-    try:
-        return parsedate_to_datetime(text).timestamp()
-    except (TypeError, ValueError):
-        return time.time()
 
 
 def _sdk_time(text: str | None) -> float:

@@ -8,12 +8,8 @@ come only from `ALIYUN_OSS_ACCESS_KEY`/`ALIYUN_OSS_SECRET_KEY` and no message ev
 from __future__ import annotations
 
 import contextlib
-import socket
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import oss2
@@ -23,7 +19,6 @@ from oss2.models import PartInfo
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
     IntegrityError,
@@ -39,44 +34,25 @@ from .base import (
     StorageError,
     Unavailable,
     UploadedPart,
+    one_line,
     payload_size,
+    unreachable_reason,
 )
+from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, S3FamilyStorage, server_time
 from .settings import CA_BUNDLE, PROXY, SSE, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 AUTH_VERSIONS = ("v1", "v4")
 POOL_SIZE = 32
 """Connections kept per session: at least as many as worker threads calling at once."""
-COPY_WORKERS = 8
 META = "x-oss-meta-"
 
 _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
-    "NoSuchKey": NotFound,
-    "NoSuchBucket": NotFound,
-    "NoSuchUpload": NotFound,
-    "AccessDenied": PermissionDenied,
-    "InvalidAccessKeyId": PermissionDenied,
-    "SignatureDoesNotMatch": PermissionDenied,
+    **S3_ERRORS_BY_CODE,
     "SecurityTokenExpired": PermissionDenied,
     "InvalidSecurityToken": PermissionDenied,
-    "PreconditionFailed": PreconditionFailed,
     "FileAlreadyExists": PreconditionFailed,
-    "InvalidDigest": IntegrityError,
-    "BadDigest": IntegrityError,
-    "InvalidPart": IntegrityError,
-    "InvalidPartOrder": IntegrityError,
     "InvalidObjectName": InvalidKey,
-    "InvalidObjectState": Archived,
-    "RequestTimeout": Unavailable,
 }
-_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
-    403: PermissionDenied,
-    404: NotFound,
-    412: PreconditionFailed,
-    429: Unavailable,
-}
-_REJECTED_CREDENTIALS = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "SecurityTokenExpired", "InvalidSecurityToken"}
-)
 
 
 @dataclass(frozen=True)
@@ -154,7 +130,7 @@ class OssConnection:
         return headers
 
 
-class OssStorage(Storage):
+class OssStorage(S3FamilyStorage):
     """One bucket; every method is one OSS request (copy, complete: two), except a copy of a
     source over `copy_limit`, which takes one request per part.
 
@@ -182,10 +158,11 @@ class OssStorage(Storage):
         # a PutObject etag is the MD5 of the bytes (OSS spells it in upper-case hex)
         etag_is_md5=True,
     )
+    errors_by_code = _ERRORS_BY_CODE
+    rejected_credentials = S3_REJECTED_CREDENTIALS | {"SecurityTokenExpired", "InvalidSecurityToken"}
+    archived = "is archived (Archive-class)"
     copy_limit: int = 1024**3
     """Largest source one CopyObject accepts on OSS; bigger sources are copied in parts."""
-    copy_part_size: int = 64 * 1024**2
-    """Bytes per UploadPartCopy; raised for huge sources so the copy stays within the part count."""
 
     def __init__(self, bucket: str, connection: OssConnection) -> None:
         self.bucket = bucket
@@ -194,7 +171,7 @@ class OssStorage(Storage):
         try:
             self._bucket = connection.bucket(bucket, self._session, connect=10, read=60)
         except ClientError as exc:
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc.body)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc.body)}") from exc
         self._endpoint = self._bucket.endpoint
         self._writes = connection.write_headers()
 
@@ -202,9 +179,6 @@ class OssStorage(Storage):
     def from_settings(cls, settings: Settings) -> Storage:
         bucket = settings.require("ALIYUN_OSS_BUCKET_NAME", "the bucket: oss://bucket/prefix")
         return cls(bucket, OssConnection.from_settings(settings))
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with short timeouts, so a wrong endpoint fails in seconds."""
@@ -285,30 +259,23 @@ class OssStorage(Storage):
             next_token=result.next_continuation_token if result.is_truncated else None,
         )
 
-    def copy(
+    def _copy_object(
         self,
-        src: str,
+        source: ObjectInfo,
         dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
         *,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
+        replace: bool,
     ) -> ObjectInfo:
-        """Stat first: the size chooses the path, and REPLACE must restate the content type.
-
-        Copying onto itself is only legal with REPLACE, which is how chmod is persisted.
-        """
-        source = self.stat(src)
-        kept = source.metadata if metadata is None else metadata
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        replace = metadata is not None or content_type is not None or src == dst
+        """REPLACE must restate the content type, or OSS drops it."""
         headers = {**self._writes, "x-oss-metadata-directive": "REPLACE" if replace else "COPY"}
         if replace:
-            headers.update(_attributes(kept, kind))
+            headers.update(_attributes(metadata, content_type))
         with self._calls(dst):
-            result = self._bucket.copy_object(self.bucket, src, dst, headers=headers)
-        return ObjectInfo(dst, source.size, result.etag, _server_time(result), kind, dict(kept or {}))
+            result = self._bucket.copy_object(self.bucket, source.key, dst, headers=headers)
+        mtime = _server_time(result)
+        return ObjectInfo(dst, source.size, result.etag, mtime, content_type, dict(metadata or {}))
 
     def delete(self, key: str) -> None:
         with self._calls(key):
@@ -380,40 +347,12 @@ class OssStorage(Storage):
                 return None
             raise
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
-    ) -> ObjectInfo:
-        """Copy a source CopyObject refuses as a multipart upload of ranges of it; any failure
-        aborts the upload, so no parts are left to be billed."""
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        try:
-            parts = self._copy_parts(source, dst, upload_id)
-            return self.complete_multipart(dst, upload_id, parts)
-        except BaseException:
-            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
-                self.abort_multipart(dst, upload_id)
-            raise
-
-    def _copy_parts(self, source: ObjectInfo, dst: str, upload_id: str) -> list[UploadedPart]:
-        """Copy every range in parallel; on a failure, parts not started are cancelled and running
-        ones awaited, so the abort that follows cannot race a part still being written."""
-        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
-        spans = [(start, min(start + step, source.size) - 1) for start in range(0, source.size, step)]
-        pool = ThreadPoolExecutor(max_workers=COPY_WORKERS, thread_name_prefix="objfs-copy")
-        try:
-            futures = [
-                pool.submit(self._copy_part, source, dst, upload_id, number, span)
-                for number, span in enumerate(spans, 1)
-            ]
-            return [future.result() for future in futures]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     def _copy_part(
-        self, source: ObjectInfo, dst: str, upload_id: str, number: int, span: tuple[int, int]
+        self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
     ) -> UploadedPart:
         """If-Match, so a source overwritten mid-copy fails the copy instead of mixing bytes."""
         headers = {"x-oss-copy-source-if-match": source.etag}
+        span = (offset, offset + length - 1)
         with self._calls(dst):
             result = self._bucket.upload_part_copy(
                 self.bucket, source.key, span, dst, upload_id, number, headers=headers
@@ -433,40 +372,21 @@ class OssStorage(Storage):
             message = f"{self._where(key)}: the CRC-64 of the bytes sent and stored differ"
             raise IntegrityError(message, key=key, request_id=exc.request_id or None) from exc
         except ClientError as exc:
-            raise InvalidKey(f"{self._where(key)}: {_one_line(exc.body)}", key=key) from exc
+            raise InvalidKey(f"{self._where(key)}: {one_line(exc.body)}", key=key) from exc
         except OssError as exc:
             raise self._service_error(exc, key) from exc
 
     def _service_error(self, exc: OssError, key: str | None) -> StorageError:
-        code = str(exc.code or exc.status)
-        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(exc.status)
-        kind = kind or (Unavailable if exc.status >= 500 else StorageError)
-        message = self._explain(kind, code, key, exc.message)
-        return kind(message, key=key, request_id=exc.request_id or None)
+        return self._answer_error(exc.code, exc.status, key, exc.message, exc.request_id)
 
     def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return f"{self._where(key)} is archived (Archive-class); restore it before reading ({code})"
+        """OSS's own refusal of put-if-absent reads as the contract words it."""
         if kind is PreconditionFailed and code == "FileAlreadyExists":
             return f"{key} already exists"
-        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+        return super()._explain(kind, code, key, detail)
 
     def _unreachable(self, exc: BaseException, key: str | None) -> Unavailable:
         return Unavailable(f"cannot reach {self._endpoint}: {_unreachable_reason(exc)}", key=key)
-
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
 
 
 def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, str]:
@@ -484,11 +404,7 @@ def _metadata(headers: Any) -> dict[str, str]:
 
 
 def _server_time(result: Any) -> float:
-    """The service's clock (the Date header) rather than ours, so it agrees with a later stat's mtime."""
-    try:
-        return parsedate_to_datetime(result.headers.get("date")).timestamp()
-    except (TypeError, ValueError):
-        return time.time()
+    return server_time(result.headers.get("date"))
 
 
 def _unreachable_reason(exc: BaseException) -> str:
@@ -497,15 +413,4 @@ def _unreachable_reason(exc: BaseException) -> str:
         return "connection timed out"
     if isinstance(exc, requests.Timeout):
         return "no answer in time (read timed out)"
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host name not found"
-        cause = cause.__cause__ or cause.__context__
-    return f"connection failed ({_one_line(exc)})"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return unreachable_reason(exc)

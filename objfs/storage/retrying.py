@@ -36,6 +36,7 @@ from .base import (
     Unavailable,
     UploadedPart,
     content_md5,
+    one_line,
     payload_size,
 )
 
@@ -237,7 +238,7 @@ class RetryingStorage(Storage):
             log.error(
                 "%s: %s%s; giving up after %d attempts in %.1f s",
                 what,
-                _one_line(exc),
+                one_line(exc),
                 _request_id(exc),
                 tries,
                 elapsed,
@@ -245,7 +246,7 @@ class RetryingStorage(Storage):
             raise
         except StorageError as exc:
             if not isinstance(exc, NotFound | PreconditionFailed):  # answers, not failures, to callers
-                log.warning("%s: %s%s", what, _one_line(exc), _request_id(exc))
+                log.warning("%s: %s%s", what, one_line(exc), _request_id(exc))
             raise
 
     def _wait(self, state: RetryCallState) -> float:
@@ -330,16 +331,12 @@ def _log_retry(what: str, attempts: int, state: RetryCallState) -> None:
     log.warning(
         "%s: %s%s; retry %d of up to %d in %.2f s",
         what,
-        _one_line(error),
+        one_line(error),
         _request_id(error),
         state.attempt_number,
         attempts - 1,
         sleep,
     )
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
 
 
 __all__ = ["RetryingStorage"]

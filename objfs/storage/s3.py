@@ -7,15 +7,9 @@ no message ever contains one.
 
 from __future__ import annotations
 
-import base64
-import binascii
 import contextlib
-import socket
-import time
 from collections.abc import Iterator
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 
 import boto3
@@ -36,10 +30,8 @@ from botocore.exceptions import ConnectionError as SdkConnectionError
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
-    IntegrityError,
     InvalidKey,
     ListPage,
     MultipartUpload,
@@ -47,17 +39,26 @@ from .base import (
     ObjectInfo,
     Payload,
     PermissionDenied,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unavailable,
     UploadedPart,
+    absent_fails_if_match,
+    one_line,
     payload_size,
+    raised_from,
+    unreachable_reason,
+)
+from .s3_family import (
+    AWS_ERRORS_BY_CODE,
+    AWS_REJECTED_CREDENTIALS,
+    S3FamilyStorage,
+    byte_range,
+    server_time,
 )
 from .settings import (
     CA_BUNDLE,
     PROXY,
-    SSE_C_KEY,
     SSE_KMS_KEY_ID,
     STORAGE_CLASS,
     SettingNames,
@@ -66,47 +67,7 @@ from .settings import (
 
 ADDRESSING_STYLES = ("auto", "path", "virtual")
 SIGNATURE_VERSIONS = ("s3v4", "s3")
-COPY_WORKERS = 8
-"""Parts of one multipart copy in flight at once; each is a server-side request, so few suffice."""
 NO_CREDENTIALS = "no credentials found: set AWS_ACCESS_KEY_ID/AWS_SECRET_ACCESS_KEY or configure a profile"
-
-_ERRORS_BY_CODE: dict[str, type[StorageError]] = {
-    "NoSuchKey": NotFound,
-    "NotFound": NotFound,
-    "NoSuchBucket": NotFound,
-    "NoSuchUpload": NotFound,
-    "AccessDenied": PermissionDenied,
-    "InvalidAccessKeyId": PermissionDenied,
-    "SignatureDoesNotMatch": PermissionDenied,
-    "ExpiredToken": PermissionDenied,
-    "InvalidToken": PermissionDenied,
-    "PreconditionFailed": PreconditionFailed,
-    "ConditionalRequestConflict": PreconditionFailed,
-    "BadDigest": IntegrityError,
-    "InvalidDigest": IntegrityError,
-    "InvalidPart": IntegrityError,
-    "InvalidPartOrder": IntegrityError,
-    "KeyTooLongError": InvalidKey,
-    "InvalidObjectState": Archived,
-    # throttling and timeouts arrive as HTTP 400 on some services: transient, so retried
-    "RequestTimeout": Unavailable,
-    "SlowDown": Unavailable,
-    "Throttling": Unavailable,
-    "ThrottlingException": Unavailable,
-    "RequestLimitExceeded": Unavailable,
-    "TooManyRequestsException": Unavailable,
-    "PriorRequestNotComplete": Unavailable,
-    "BandwidthLimitExceeded": Unavailable,
-}
-_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
-    403: PermissionDenied,
-    404: NotFound,
-    412: PreconditionFailed,
-    429: Unavailable,
-}
-_REJECTED_CREDENTIALS = frozenset(
-    {"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken", "InvalidToken"}
-)
 
 
 @dataclass(frozen=True)
@@ -124,7 +85,7 @@ class S3Connection:
     access_key: str | None = field(default=None, repr=False)
     secret_key: str | None = field(default=None, repr=False)
     ca_bundle: str | None = None
-    proxy: str | None = None
+    proxy: str | None = field(default=None, repr=False)  # may carry a password
     sse: str | None = None
     sse_kms_key_id: str | None = None
     sse_c_key: bytes | None = field(default=None, repr=False)
@@ -150,7 +111,7 @@ class S3Connection:
             "proxy": settings.get(PROXY),
             "sse": settings.sse(),
             "sse_kms_key_id": settings.get(SSE_KMS_KEY_ID),
-            "sse_c_key": _sse_c_key(settings),
+            "sse_c_key": settings.sse_c_key(),
             "storage_class": settings.get(STORAGE_CLASS),
         }
         return cls(**{**values, **overrides})
@@ -209,19 +170,7 @@ def _signature_version(text: str | None) -> str | None:
     return version
 
 
-def _sse_c_key(settings: Settings) -> bytes | None:
-    if settings.sse() != "sse-c":
-        return None
-    try:
-        key = base64.b64decode(settings.require(SSE_C_KEY, "the SSE-C key"), validate=True)
-    except binascii.Error:
-        key = b""
-    if len(key) != 32:
-        raise BadConfiguration(f"{SSE_C_KEY} must be a base64-encoded 256-bit key")
-    return key
-
-
-class S3Storage(Storage):
+class S3Storage(S3FamilyStorage):
     """One bucket; every method is one (or, for copy and complete, two) S3 requests, except a copy
     of a source over `copy_limit`, which takes one request per part."""
 
@@ -236,10 +185,9 @@ class S3Storage(Storage):
         max_metadata_bytes=2048,
         etag_is_md5=True,
     )
-    copy_limit: int = 5 * 1024**3
-    """Largest source one CopyObject accepts (S3 refuses more); bigger sources are copied in parts."""
-    copy_part_size: int = 64 * 1024**2
-    """Bytes per UploadPartCopy; raised for huge sources so the copy stays within S3's part count."""
+    errors_by_code = AWS_ERRORS_BY_CODE
+    rejected_credentials = AWS_REJECTED_CREDENTIALS
+    archived = "is archived (Glacier-class)"
 
     def __init__(self, bucket: str, connection: S3Connection | None = None) -> None:
         self.bucket = bucket
@@ -250,7 +198,7 @@ class S3Storage(Storage):
             # timeouts bound how long a request to a hung server can hold a worker thread
             self._client = self._make_client(attempts=1, connect_timeout=10, read_timeout=60)
         except (BotoCoreError, ValueError) as exc:
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc)}") from exc
         self._endpoint = self._client.meta.endpoint_url
         self._writes = self._connection.write_arguments()
         self._reads = self._connection.read_arguments()
@@ -264,9 +212,6 @@ class S3Storage(Storage):
     def connection_from(cls, settings: Settings) -> S3Connection:
         """The client settings of S3 proper; S3-compatible services adjust them in subclasses."""
         return S3Connection.from_settings(settings, "S3")
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with a client that never retries, so a wrong endpoint fails in seconds.
@@ -329,15 +274,8 @@ class S3Storage(Storage):
             args["IfNoneMatch"] = "*"
         if md5 is not None:
             args["ContentMD5"] = md5
-        try:
-            with self._calls(key):
-                response = self._client.put_object(**args)
-        except NotFound as exc:
-            if if_match is None:
-                raise
-            # S3 answers If-Match on an absent key with 404; the contract calls that a lost condition.
-            message = f"{key} does not exist, so it cannot match etag {if_match}"
-            raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
+        with absent_fails_if_match(key, if_match), self._calls(key):
+            response = self._client.put_object(**args)
         mtime = _server_time(response)
         return ObjectInfo(key, size, _etag(response), mtime, content_type, dict(metadata or {}))
 
@@ -364,38 +302,30 @@ class S3Storage(Storage):
             next_token=response.get("NextContinuationToken") if response.get("IsTruncated") else None,
         )
 
-    def copy(
+    def _copy_object(
         self,
-        src: str,
+        source: ObjectInfo,
         dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
         *,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
+        replace: bool,
     ) -> ObjectInfo:
-        """Stat first: the size chooses the path, and REPLACE must restate the content type.
-
-        Copying onto itself is only legal with REPLACE, which is how chmod is persisted.
-        """
-        source = self.stat(src)
-        kept = source.metadata if metadata is None else metadata
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        replace = metadata is not None or content_type is not None or src == dst
+        """REPLACE must restate the content type, or S3 drops it."""
         args: dict[str, Any] = {
             "Bucket": self.bucket,
             "Key": dst,
-            "CopySource": {"Bucket": self.bucket, "Key": src},
+            "CopySource": {"Bucket": self.bucket, "Key": source.key},
             "MetadataDirective": "REPLACE" if replace else "COPY",
             **self._writes,
             **self._connection.copy_source_arguments(),
         }
         if replace:
-            args.update(_attributes(kept, kind))
+            args.update(_attributes(metadata, content_type))
         with self._calls(dst):
             result = self._client.copy_object(**args)["CopyObjectResult"]
         mtime = result["LastModified"].timestamp()
-        return ObjectInfo(dst, source.size, _etag(result), mtime, kind, dict(kept or {}))
+        return ObjectInfo(dst, source.size, _etag(result), mtime, content_type, dict(metadata or {}))
 
     def delete(self, key: str) -> None:
         with self._calls(key):
@@ -425,11 +355,7 @@ class S3Storage(Storage):
 
     def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
         """Stat after completing: the answer carries neither the size nor the metadata."""
-        listed = [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
-        with self._calls(key):
-            self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
-            )
+        self._complete(key, upload_id, parts)
         return self.stat(key)
 
     def abort_multipart(self, key: str, upload_id: str) -> None:
@@ -458,63 +384,45 @@ class S3Storage(Storage):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
-    ) -> ObjectInfo:
-        """Copy a source CopyObject refuses as a multipart upload of ranges of it.
+    def _complete(self, key: str, upload_id: str, parts: list[UploadedPart]) -> dict[str, Any]:
+        listed = [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
+        with self._calls(key):
+            return self._client.complete_multipart_upload(
+                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+            )
 
-        The upload starts with no metadata of its own, so the kept (or given) metadata and content
-        type are set when it is created. Any failure aborts it, so no parts are left to be billed.
-        """
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        try:
-            with self._calls(dst):
-                parts = self._copy_parts(source, dst, upload_id)
-                response = self._client.complete_multipart_upload(
-                    Bucket=self.bucket, Key=dst, UploadId=upload_id, MultipartUpload={"Parts": parts}
-                )
-        except BaseException:
-            with contextlib.suppress(StorageError):  # the copy's own failure is the one to report
-                self.abort_multipart(dst, upload_id)
-            raise
+    def _complete_copy(
+        self,
+        source: ObjectInfo,
+        dst: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        metadata: dict[str, str] | None,
+        content_type: str | None,
+    ) -> ObjectInfo:
+        """No stat: the answer carries the etag and the date, and the rest is known here."""
+        response = self._complete(dst, upload_id, parts)
         mtime = _server_time(response)
         return ObjectInfo(dst, source.size, _etag(response), mtime, content_type, dict(metadata or {}))
 
-    def _copy_parts(self, source: ObjectInfo, dst: str, upload_id: str) -> list[dict[str, Any]]:
-        """Copy every range in parallel (the client is thread-safe) and list the parts in order.
-
-        On the first failure the parts not yet started are cancelled and the running ones awaited,
-        so the abort that follows cannot race a part still being written.
-        """
-        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
-        spans = [(start, min(step, source.size - start)) for start in range(0, source.size, step)]
-        pool = ThreadPoolExecutor(max_workers=COPY_WORKERS, thread_name_prefix="objfs-copy")
-        try:
-            futures = [
-                pool.submit(self._copy_part, source, dst, upload_id, number, *span)
-                for number, span in enumerate(spans, 1)
-            ]
-            return [{"PartNumber": n, "ETag": future.result()} for n, future in enumerate(futures, 1)]
-        finally:
-            pool.shutdown(wait=True, cancel_futures=True)
-
     def _copy_part(
         self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
-    ) -> str:
-        """One range of the source; If-Match so a source overwritten mid-copy fails the copy
-        instead of completing as a mix of its old and new bytes."""
-        response = self._client.upload_part_copy(
-            Bucket=self.bucket,
-            Key=dst,
-            UploadId=upload_id,
-            PartNumber=number,
-            CopySource={"Bucket": self.bucket, "Key": source.key},
-            CopySourceRange=_byte_range(offset, length),
-            CopySourceIfMatch=f'"{source.etag}"',
-            **self._reads,
-            **self._connection.copy_source_arguments(),
-        )
-        return response["CopyPartResult"]["ETag"]
+    ) -> UploadedPart:
+        """If-Match, so a source overwritten mid-copy fails the copy instead of completing as a mix
+        of its old and new bytes. The client is thread-safe, so parts run in parallel."""
+        with self._calls(dst):
+            response = self._client.upload_part_copy(
+                Bucket=self.bucket,
+                Key=dst,
+                UploadId=upload_id,
+                PartNumber=number,
+                CopySource={"Bucket": self.bucket, "Key": source.key},
+                CopySourceRange=byte_range(offset, length),
+                CopySourceIfMatch=f'"{source.etag}"',
+                **self._reads,
+                **self._connection.copy_source_arguments(),
+            )
+        return UploadedPart(number, _etag(response["CopyPartResult"]))
 
     def _make_client(self, attempts: int, **timeouts: float) -> Any:
         return self._session.client(
@@ -526,7 +434,7 @@ class S3Storage(Storage):
 
     def _body(self, key: str, offset: int, length: int | None) -> Any:
         """GET a byte range; None when it starts past the end, which S3 reports as InvalidRange."""
-        ranged = {} if offset == 0 and length is None else {"Range": _byte_range(offset, length)}
+        ranged = {} if offset == 0 and length is None else {"Range": byte_range(offset, length)}
         try:
             return self._client.get_object(Bucket=self.bucket, Key=key, **ranged, **self._reads)["Body"]
         except ClientError as exc:
@@ -550,43 +458,20 @@ class S3Storage(Storage):
         error = exc.response.get("Error", {})
         meta = exc.response.get("ResponseMetadata", {})
         status = int(meta.get("HTTPStatusCode") or 0)
-        code = str(error.get("Code") or status)
-        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status)
-        kind = kind or (Unavailable if status >= 500 else StorageError)
-        request_id = meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amz-request-id") or None
-        message = self._explain(kind, code, key, error.get("Message"))
-        return kind(message, key=key, request_id=request_id)
-
-    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return f"{self._where(key)} is archived (Glacier-class); restore it before reading ({code})"
-        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+        request_id = meta.get("RequestId") or meta.get("HTTPHeaders", {}).get("x-amz-request-id")
+        return self._answer_error(error.get("Code"), status, key, error.get("Message"), request_id)
 
     def _sdk_error(self, exc: BotoCoreError, key: str | None) -> StorageError:
         if isinstance(exc, NoCredentialsError):
             return PermissionDenied(NO_CREDENTIALS, key=key)
         if isinstance(exc, PartialCredentialsError | CredentialRetrievalError):
-            return PermissionDenied(f"unusable credentials: {_one_line(exc)}", key=key)
+            return PermissionDenied(f"unusable credentials: {one_line(exc)}", key=key)
         if isinstance(exc, ParamValidationError):
-            return InvalidKey(f"{self._where(key)}: {_one_line(exc)}", key=key)
+            return InvalidKey(f"{self._where(key)}: {one_line(exc)}", key=key)
         reason = _unreachable_reason(exc)
         if reason:
             return Unavailable(f"cannot reach {self._endpoint}: {reason}", key=key)
-        return Unavailable(f"{self._where(key)}: {_one_line(exc)}", key=key)
-
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
+        return Unavailable(f"{self._where(key)}: {one_line(exc)}", key=key)
 
 
 def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, Any]:
@@ -601,17 +486,8 @@ def _etag(answer: dict[str, Any]) -> str:
     return answer["ETag"].strip('"')
 
 
-def _byte_range(offset: int, length: int | None) -> str:
-    return f"bytes={offset}-" if length is None else f"bytes={offset}-{offset + length - 1}"
-
-
 def _server_time(response: dict[str, Any]) -> float:
-    """The service's clock (the Date header) rather than ours, so it agrees with a later stat's mtime."""
-    date = response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date")
-    try:
-        return parsedate_to_datetime(date).timestamp()
-    except (TypeError, ValueError):
-        return time.time()
+    return server_time(response.get("ResponseMetadata", {}).get("HTTPHeaders", {}).get("date"))
 
 
 def _unreachable_reason(exc: BotoCoreError) -> str | None:
@@ -622,15 +498,11 @@ def _unreachable_reason(exc: BotoCoreError) -> str | None:
         return "no answer in time (read timed out)"
     if not isinstance(exc, SdkConnectionError | HTTPClientError):
         return None
-    cause: BaseException | None = exc.kwargs.get("error") if isinstance(exc, EndpointConnectionError) else exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError):
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host name not found"
-        cause = cause.__cause__ or cause.__context__
-    return f"connection failed ({_one_line(exc)})"
+    return unreachable_reason(exc, _next_cause)
 
 
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+def _next_cause(exc: BaseException) -> BaseException | None:
+    """botocore keeps the error of a failed connection in the exception's `error` argument."""
+    if isinstance(exc, EndpointConnectionError):
+        return exc.kwargs.get("error")
+    return raised_from(exc)

@@ -7,6 +7,8 @@ backend reads its configuration in one place. Messages name a setting, never its
 
 from __future__ import annotations
 
+import base64
+import binascii
 import os
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
@@ -107,6 +109,22 @@ class Settings(Mapping[str, str]):
         if mode == "sse-c" and self.get(SSE_C_KEY) is None:
             raise BadConfiguration(f"{SSE}=sse-c needs the key in {SSE_C_KEY} (environment or a 0600 file)")
         return mode
+
+    def sse_c_key(self) -> bytes | None:
+        """The SSE-C customer key as bytes when `sse-c` is asked for, else None.
+
+        Checked here, once for every backend that offers SSE-C, so a malformed key fails at
+        configuration rather than at the first request; the message names the setting only.
+        """
+        if self.sse() != "sse-c":
+            return None
+        try:
+            key = base64.b64decode(self.require(SSE_C_KEY, "the SSE-C key"), validate=True)
+        except binascii.Error:
+            key = b""
+        if len(key) != 32:
+            raise BadConfiguration(f"{SSE_C_KEY} must be a base64-encoded 256-bit key")
+        return key
 
     def merged(self, overrides: Mapping[str, str]) -> Settings:
         return Settings({**self._values, **overrides})

@@ -11,14 +11,12 @@ directions; a mismatch is an `IntegrityError`. Ranged reads carry no CRC, as on 
 from __future__ import annotations
 
 import base64
-import binascii
 import contextlib
 import logging
 import os
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
-from email.utils import parsedate_to_datetime
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -29,7 +27,6 @@ from tos.models2 import UploadedPart as SdkPart
 
 from .base import (
     STREAM_CHUNK,
-    Archived,
     BadConfiguration,
     Capabilities,
     IntegrityError,
@@ -40,15 +37,17 @@ from .base import (
     ObjectInfo,
     Payload,
     PermissionDenied,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unavailable,
     UploadedPart,
+    absent_fails_if_match,
     content_md5,
+    one_line,
     payload_size,
 )
-from .settings import CA_BUNDLE, PROXY, SSE, SSE_C_KEY, STORAGE_CLASS, SettingNames, Settings
+from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, S3FamilyStorage, byte_range, server_time
+from .settings import CA_BUNDLE, PROXY, SSE, STORAGE_CLASS, SettingNames, Settings
 
 if logging.getLogger("tos").level == logging.NOTSET:
     # below DEBUG the SDK print()s its slow-request warnings; at WARNING they go through logging
@@ -63,23 +62,11 @@ CRC_FAILURES = ("Check CRC failed", "client crc")
 """How the SDK words a CRC64 mismatch; it raises a plain TosClientError with no code to tell it by."""
 
 _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
-    "NoSuchKey": NotFound,
-    "NoSuchBucket": NotFound,
-    "NoSuchUpload": NotFound,
-    "AccessDenied": PermissionDenied,
-    "InvalidAccessKeyId": PermissionDenied,
-    "SignatureDoesNotMatch": PermissionDenied,
+    **S3_ERRORS_BY_CODE,
     "ExpiredToken": PermissionDenied,
     "InvalidSecurityToken": PermissionDenied,
-    "PreconditionFailed": PreconditionFailed,
-    "BadDigest": IntegrityError,
-    "InvalidDigest": IntegrityError,
-    "InvalidPart": IntegrityError,
-    "InvalidPartOrder": IntegrityError,
     "KeyTooLong": InvalidKey,
     "InvalidObjectName": InvalidKey,
-    "InvalidObjectState": Archived,
-    "RequestTimeout": Unavailable,
     "SlowDown": Unavailable,
     "TooManyRequests": Unavailable,
     "ExceedAccountQPSLimit": Unavailable,
@@ -87,13 +74,6 @@ _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
     "ExceedBucketQPSLimit": Unavailable,
     "ExceedBucketRateLimit": Unavailable,
 }
-_ERRORS_BY_STATUS: dict[int, type[StorageError]] = {
-    403: PermissionDenied,
-    404: NotFound,
-    412: PreconditionFailed,
-    429: Unavailable,
-}
-_REJECTED_CREDENTIALS = frozenset({"InvalidAccessKeyId", "SignatureDoesNotMatch", "ExpiredToken"})
 
 
 @dataclass(frozen=True)
@@ -107,7 +87,7 @@ class TosConnection:
     proxy: str | None = field(default=None, repr=False)
     ca_bundle: str | None = None
     sse: str | None = None
-    sse_c_key: str | None = field(default=None, repr=False)
+    sse_c_key: bytes | None = field(default=None, repr=False)
     storage_class: StorageClassType | None = None
 
     @classmethod
@@ -132,7 +112,7 @@ class TosConnection:
             proxy=settings.get(PROXY),
             ca_bundle=ca_bundle,
             sse=sse,
-            sse_c_key=settings.get(SSE_C_KEY) if sse == "sse-c" else None,
+            sse_c_key=settings.sse_c_key(),
             storage_class=_storage_class(settings.get(STORAGE_CLASS)),
         )
 
@@ -177,11 +157,11 @@ class TosConnection:
         """With SSE-C every request that touches the bytes must present the key again."""
         if self.sse_c_key is None:
             return {}
-        try:
-            key_md5 = content_md5(base64.b64decode(self.sse_c_key, validate=True))
-        except binascii.Error:
-            raise BadConfiguration(f"{SSE_C_KEY} must be base64-encoded") from None
-        return {"ssec_algorithm": "AES256", "ssec_key": self.sse_c_key, "ssec_key_md5": key_md5}
+        return {
+            "ssec_algorithm": "AES256",
+            "ssec_key": base64.b64encode(self.sse_c_key).decode(),
+            "ssec_key_md5": content_md5(self.sse_c_key),
+        }
 
     def copy_source_arguments(self) -> dict[str, Any]:
         return {f"copy_source_{name}": value for name, value in self.read_arguments().items()}
@@ -218,7 +198,7 @@ def _proxy_parts(proxy: str | None) -> dict[str, Any]:
     }
 
 
-class TosStorage(Storage):
+class TosStorage(S3FamilyStorage):
     """One bucket; every method is one TOS request, except copy (stat, then copy) and complete
     (complete, then stat), and a copy of a source over `copy_limit`, which takes one per part."""
 
@@ -236,9 +216,9 @@ class TosStorage(Storage):
         max_metadata_bytes=2048,
         etag_is_md5=False,
     )
-    copy_limit: int = 5 * 1024**3
-    """Largest source one CopyObject accepts; bigger sources are copied in parts."""
-    copy_part_size: int = 64 * 1024**2
+    errors_by_code = _ERRORS_BY_CODE
+    rejected_credentials = S3_REJECTED_CREDENTIALS | {"ExpiredToken"}
+    archived = "is in an archive storage class"
 
     def __init__(self, bucket: str, connection: TosConnection) -> None:
         self.bucket = bucket
@@ -252,9 +232,6 @@ class TosStorage(Storage):
     def from_settings(cls, settings: Settings) -> Storage:
         bucket = settings.require(cls.names.bucket or "", f"the bucket: {cls.scheme}://bucket/prefix")
         return cls(bucket, TosConnection.from_settings(settings))
-
-    def describe(self) -> str:
-        return f"{self.scheme}://{self.bucket}"
 
     def check(self) -> None:
         """List at most one key with short timeouts, so a wrong endpoint fails in seconds."""
@@ -304,26 +281,19 @@ class TosStorage(Storage):
         md5: str | None = None,
     ) -> ObjectInfo:
         size = payload_size(data)
-        try:
-            with self._calls(key):
-                output = self._client.put_object(
-                    self.bucket,
-                    key,
-                    content=data,
-                    content_length=size,
-                    content_md5=md5,
-                    content_type=content_type,
-                    meta=metadata or None,
-                    forbid_overwrite=if_none_match or None,
-                    if_match=if_match,
-                    **self._writes,
-                )
-        except NotFound as exc:
-            if if_match is None:
-                raise
-            # If-Match on an absent key is answered 404; the contract calls that a lost condition
-            message = f"{key} does not exist, so it cannot match etag {if_match}"
-            raise PreconditionFailed(message, key=key, request_id=exc.request_id) from exc
+        with absent_fails_if_match(key, if_match), self._calls(key):
+            output = self._client.put_object(
+                self.bucket,
+                key,
+                content=data,
+                content_length=size,
+                content_md5=md5,
+                content_type=content_type,
+                meta=metadata or None,
+                forbid_overwrite=if_none_match or None,
+                if_match=if_match,
+                **self._writes,
+            )
         return ObjectInfo(key, size, output.etag, _server_time(output), content_type, dict(metadata or {}))
 
     def list(
@@ -351,35 +321,27 @@ class TosStorage(Storage):
             next_token=output.next_continuation_token if output.is_truncated else None,
         )
 
-    def copy(
+    def _copy_object(
         self,
-        src: str,
+        source: ObjectInfo,
         dst: str,
+        metadata: dict[str, str] | None,
+        content_type: str | None,
         *,
-        metadata: dict[str, str] | None = None,
-        content_type: str | None = None,
+        replace: bool,
     ) -> ObjectInfo:
-        """Stat first: the size chooses the path, and REPLACE must restate the content type.
-
-        Copying onto itself is only legal with REPLACE, which is how chmod is persisted.
-        """
-        source = self.stat(src)
-        kept = source.metadata if metadata is None else metadata
-        kind = content_type or source.content_type
-        if source.size > self.copy_limit:
-            return self._copy_in_parts(source, dst, kept, kind)
-        replace = metadata is not None or content_type is not None or src == dst
+        """REPLACE must restate the content type, or TOS drops it."""
         arguments: dict[str, Any] = {**self._writes, **self._connection.copy_source_arguments()}
         if replace:
             arguments.update(
                 metadata_directive=MetadataDirectiveType.Metadata_Directive_Replace,
-                meta=kept or None,
-                content_type=kind,
+                meta=metadata or None,
+                content_type=content_type,
             )
         with self._calls(dst):
-            output = self._client.copy_object(self.bucket, dst, self.bucket, src, **arguments)
+            output = self._client.copy_object(self.bucket, dst, self.bucket, source.key, **arguments)
         mtime = output.last_modified.timestamp() if output.last_modified else time.time()
-        return ObjectInfo(dst, source.size, output.etag, mtime, kind, dict(kept or {}))
+        return ObjectInfo(dst, source.size, output.etag, mtime, content_type, dict(metadata or {}))
 
     def delete(self, key: str) -> None:
         with self._calls(key):
@@ -448,7 +410,7 @@ class TosStorage(Storage):
         try:
             client = self._connection.client(connect_timeout, read_timeout)
         except TosClientError as exc:
-            raise BadConfiguration(f"cannot configure {self.describe()}: {_one_line(exc.message)}") from exc
+            raise BadConfiguration(f"cannot configure {self.describe()}: {one_line(exc.message)}") from exc
         if not urlsplit(client.endpoint).hostname:
             region = self._connection.region
             raise BadConfiguration(f"{self.names.endpoint} is not set and region {region!r} has no default")
@@ -456,7 +418,7 @@ class TosStorage(Storage):
 
     def _get(self, key: str, offset: int, length: int | None) -> Any:
         """GET the bytes from `offset`; None when that is past the end, which TOS answers with 416."""
-        ranged = {} if offset == 0 and length is None else {"range": _byte_range(offset, length)}
+        ranged = {} if offset == 0 and length is None else {"range": byte_range(offset, length)}
         try:
             return self._client.get_object(self.bucket, key, **ranged, **self._reads)
         except TosServerError as exc:
@@ -464,27 +426,10 @@ class TosStorage(Storage):
                 return None
             raise
 
-    def _copy_in_parts(
-        self, source: ObjectInfo, dst: str, metadata: dict[str, str] | None, content_type: str | None
-    ) -> ObjectInfo:
-        """UploadPartCopy range by range, each If-Match on the source's etag, so a source overwritten
-        mid-copy fails the copy instead of completing as a mix; the upload is aborted on failure."""
-        upload_id = self.create_multipart(dst, metadata=metadata, content_type=content_type)
-        step = max(self.copy_part_size, -(-source.size // self.capabilities.max_part_count))
-        try:
-            parts = [
-                self._copy_part(source, dst, upload_id, number, start, min(step, source.size - start))
-                for number, start in enumerate(range(0, source.size, step), 1)
-            ]
-            info = self.complete_multipart(dst, upload_id, parts)
-        except BaseException:
-            self.abort_multipart(dst, upload_id)
-            raise
-        return info
-
     def _copy_part(
         self, source: ObjectInfo, dst: str, upload_id: str, number: int, offset: int, length: int
     ) -> UploadedPart:
+        """If-Match, so a source overwritten mid-copy fails the copy instead of completing as a mix."""
         with self._calls(dst):
             output = self._client.upload_part_copy(
                 self.bucket,
@@ -520,27 +465,7 @@ class TosStorage(Storage):
 
     def _service_error(self, exc: TosServerError, key: str | None) -> StorageError:
         status = int(exc.status_code or 0)
-        code = exc.code or str(status)
-        kind = _ERRORS_BY_CODE.get(code) or _ERRORS_BY_STATUS.get(status)
-        kind = kind or (Unavailable if status >= 500 else StorageError)
-        message = self._explain(kind, code, key, exc.message)
-        return kind(message, key=key, request_id=exc.request_id or None)
-
-    def _explain(self, kind: type[StorageError], code: str, key: str | None, detail: str | None) -> str:
-        """One line a user can act on: which bucket or key, and the service's own error code."""
-        if kind is NotFound and (key is None or code == "NoSuchBucket"):
-            return f"bucket '{self.bucket}' does not exist at {self._endpoint}"
-        if kind is NotFound and code == "NoSuchUpload":
-            return f"no multipart upload of {key} with that id"
-        if kind is NotFound:
-            return f"no such key: {key}"
-        if kind is PermissionDenied and code in _REJECTED_CREDENTIALS:
-            return f"access denied to bucket '{self.bucket}': the credentials were rejected ({code})"
-        if kind is PermissionDenied:
-            return f"access denied to {self._where(key)} ({code})"
-        if kind is Archived:
-            return f"{self._where(key)} is in an archive storage class; restore it before reading ({code})"
-        return f"{self._where(key)}: {_one_line(detail or 'request failed')} ({code})"
+        return self._answer_error(exc.code, status, key, exc.message, exc.request_id)
 
     def _client_error(self, exc: TosClientError, key: str | None) -> StorageError:
         """The SDK's client errors: a failed connection (with the cause), a CRC64 mismatch, or a
@@ -548,29 +473,18 @@ class TosStorage(Storage):
         if isinstance(exc.cause, requests.RequestException):
             return self._unreachable(exc.cause, key)
         if str(exc.message).startswith(CRC_FAILURES):
-            return IntegrityError(f"{self._where(key)}: CRC64 mismatch ({_one_line(exc.message)})", key=key)
+            return IntegrityError(f"{self._where(key)}: CRC64 mismatch ({one_line(exc.message)})", key=key)
         if "object name" in str(exc.message):
-            return InvalidKey(f"{self._where(key)}: {_one_line(exc.message)}", key=key)
-        return Unavailable(f"{self._where(key)}: {_one_line(exc.message)}", key=key)
+            return InvalidKey(f"{self._where(key)}: {one_line(exc.message)}", key=key)
+        return Unavailable(f"{self._where(key)}: {one_line(exc.message)}", key=key)
 
     def _unreachable(self, exc: requests.RequestException, key: str | None) -> Unavailable:
         via = f" through proxy {_proxy_address(self._connection.proxy)}" if self._connection.proxy else ""
         return Unavailable(f"cannot reach {self._endpoint}{via}: {_reason(exc)}", key=key)
 
-    def _where(self, key: str | None) -> str:
-        return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
-
-
-def _byte_range(offset: int, length: int | None) -> str:
-    return f"bytes={offset}-" if length is None else f"bytes={offset}-{offset + length - 1}"
-
 
 def _server_time(output: Any) -> float:
-    """The service's clock (the Date header) rather than ours, so it agrees with a later stat's mtime."""
-    try:
-        return parsedate_to_datetime(output.header.get("date")).timestamp()
-    except (TypeError, ValueError):
-        return time.time()
+    return server_time(output.header.get("date"))
 
 
 def _proxy_address(proxy: str | None) -> str:
@@ -594,8 +508,4 @@ def _reason(exc: requests.RequestException) -> str:
     ):
         if marker in text:
             return reason
-    return f"connection failed ({_one_line(exc)})"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return f"connection failed ({one_line(exc)})"

@@ -12,7 +12,6 @@ from __future__ import annotations
 import base64
 import json
 import re
-import socket
 import sys
 import time
 import uuid
@@ -29,6 +28,7 @@ from azure.storage.blob import (
 )
 from backends import azure as azure_backend
 from servers.azurite import ACCOUNT, ACCOUNT_KEY, account_url, start_azurite
+from servers.canned import closed_port
 
 from objfs.storage import registry
 from objfs.storage.azure import AzureBlobStorage, AzureConnection, decode_name, encode_name
@@ -69,12 +69,6 @@ def _open(settings: dict[str, str], **changes: str) -> Storage:
 def _sdk(settings: dict[str, str]) -> BlobServiceClient:
     credential = {"account_name": ACCOUNT, "account_key": ACCOUNT_KEY}
     return BlobServiceClient(settings["AZURE_BLOB_ACCOUNT_URL"], credential=credential)
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -215,7 +209,7 @@ def test_azure_check_reports_rejected_credentials(azure_settings: dict[str, str]
 
 
 def test_azure_check_fails_fast_when_nothing_answers(azure_settings: dict[str, str]) -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}/{ACCOUNT}"
+    endpoint = f"http://127.0.0.1:{closed_port()}/{ACCOUNT}"
     storage = _open(azure_settings, AZURE_BLOB_ACCOUNT_URL=endpoint)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
@@ -226,7 +220,7 @@ def test_azure_check_fails_fast_when_nothing_answers(azure_settings: dict[str, s
 
 def test_azure_proxy_setting_is_used(azure_settings: dict[str, str]) -> None:
     """Through a proxy that is not there, the reachable Azurite cannot be reached."""
-    storage = _open(azure_settings, STORAGE_PROXY=f"http://127.0.0.1:{_closed_port()}")
+    storage = _open(azure_settings, STORAGE_PROXY=f"http://127.0.0.1:{closed_port()}")
     with pytest.raises(Unavailable, match="cannot reach"):
         storage.stat("k")
 

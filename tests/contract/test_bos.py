@@ -9,13 +9,13 @@ from __future__ import annotations
 
 import io
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
 
 import pytest
 from backends import bos as bos_backend
+from servers.canned import closed_port, open_storage, opened
 from servers.proxy import CuttableProxy
 
 from objfs.storage import registry
@@ -41,23 +41,9 @@ def settings(request: pytest.FixtureRequest) -> dict[str, str]:
     return bos_backend.settings(request)
 
 
-def _open(settings: dict[str, str], **extra: str) -> BosStorage:
-    storage = registry.open_location(None, base={**settings, **extra}).storage
-    assert isinstance(storage, BosStorage)
-    return storage
-
-
 @pytest.fixture
 def bos(settings: dict[str, str]) -> Iterator[BosStorage]:
-    storage = _open(settings)
-    yield storage
-    storage.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    yield from opened(settings, BosStorage)
 
 
 # -- settings --------------------------------------------------------------------------------
@@ -124,7 +110,7 @@ def test_requests_go_through_the_proxy(settings: dict[str, str]) -> None:
     port = int(settings["BAIDU_OBS_ENDPOINT"].rpartition(":")[2])
     proxy = CuttableProxy(port)
     try:
-        storage = _open(settings, STORAGE_PROXY=f"http://127.0.0.1:{proxy.port}")
+        storage = open_storage(settings, BosStorage, STORAGE_PROXY=f"http://127.0.0.1:{proxy.port}")
         storage.write("via-proxy", b"x")
         proxy.cut()
         with pytest.raises(Unavailable):
@@ -137,7 +123,7 @@ def test_requests_go_through_the_proxy(settings: dict[str, str]) -> None:
 
 
 def test_check_names_a_missing_bucket(settings: dict[str, str]) -> None:
-    storage = _open(settings, BAIDU_OBS_BUCKET_NAME="objfs-no-such-bucket")
+    storage = open_storage(settings, BosStorage, BAIDU_OBS_BUCKET_NAME="objfs-no-such-bucket")
     with pytest.raises(NotFound) as caught:
         storage.check()
     endpoint = settings["BAIDU_OBS_ENDPOINT"]
@@ -146,8 +132,8 @@ def test_check_names_a_missing_bucket(settings: dict[str, str]) -> None:
 
 
 def test_check_fails_fast_when_nothing_answers(settings: dict[str, str]) -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
-    storage = _open(settings, BAIDU_OBS_ENDPOINT=endpoint)
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    storage = open_storage(settings, BosStorage, BAIDU_OBS_ENDPOINT=endpoint)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         storage.check()
@@ -255,7 +241,7 @@ def test_metadata_is_given_when_an_upload_completes(bos: BosStorage, settings: d
 
 @pytest.mark.parametrize("storage_class", ["STANDARD_IA", "COLD"])
 def test_storage_class_reaches_the_server(settings: dict[str, str], storage_class: str) -> None:
-    storage = _open(settings, STORAGE_CLASS=storage_class)
+    storage = open_storage(settings, BosStorage, STORAGE_CLASS=storage_class)
     storage.write("one", b"x")
     upload_id = storage.create_multipart("parts")
     part = storage.upload_part("parts", upload_id, 1, b"y", content_md5(b"y"))
@@ -271,7 +257,7 @@ def test_storage_class_reaches_the_server(settings: dict[str, str], storage_clas
 
 
 def test_an_archived_object_must_be_restored(settings: dict[str, str]) -> None:
-    storage = _open(settings, STORAGE_CLASS="ARCHIVE")
+    storage = open_storage(settings, BosStorage, STORAGE_CLASS="ARCHIVE")
     storage.write("cold", b"x")
     assert storage.stat("cold").size == 1
     with pytest.raises(Archived) as caught:

@@ -11,16 +11,14 @@ from __future__ import annotations
 
 import base64
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import backends
 import pytest
 from backends.cos import CREDENTIALS, REGION, client
+from servers.canned import CannedServer, canned_server, closed_port, open_storage, opened
 
 from objfs.storage import registry
 from objfs.storage.base import (
@@ -44,23 +42,9 @@ def cos_settings(request: pytest.FixtureRequest) -> dict[str, str]:
     return backends.settings("cos", request)
 
 
-def _open(settings: dict[str, str], **extra: str) -> CosStorage:
-    storage = registry.open_location(None, base={**settings, **extra}).storage
-    assert isinstance(storage, CosStorage)
-    return storage
-
-
 @pytest.fixture
 def cos(cos_settings: dict[str, str]) -> Iterator[CosStorage]:
-    storage = _open(cos_settings)
-    yield storage
-    storage.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    yield from opened(cos_settings, CosStorage)
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -91,7 +75,7 @@ def test_url_and_storage_type_open_the_same_bucket(cos_settings: dict[str, str])
 def test_endpoint_forms(endpoint: str | None, expected: str) -> None:
     settings = {"STORAGE_TYPE": "tencent-cos", "TENCENT_COS_BUCKET_NAME": "b-1250000000", **CREDENTIALS}
     settings.update({"TENCENT_COS_REGION": REGION, "TENCENT_COS_ENDPOINT": endpoint or ""})
-    storage = _open(settings)
+    storage = open_storage(settings, CosStorage)
     assert storage._endpoint == expected
 
 
@@ -110,7 +94,7 @@ def test_bad_settings_name_the_setting(
     cos_settings: dict[str, str], changes: dict[str, str], named: str
 ) -> None:
     with pytest.raises(BadConfiguration, match=named) as caught:
-        _open(cos_settings, **changes)
+        open_storage(cos_settings, CosStorage, **changes)
     assert "testing" not in str(caught.value)
 
 
@@ -123,8 +107,8 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 def test_generic_settings_reach_the_sdk_config(cos_settings: dict[str, str], tmp_path: object) -> None:
     """CosConfig takes the CA bundle as VerifySSL and the proxy as Proxies; one attempt, bounded waits."""
-    storage = _open(
-        cos_settings, STORAGE_CA_BUNDLE="/etc/ssl/certs/ca.pem", STORAGE_PROXY="http://proxy:3128"
+    storage = open_storage(
+        cos_settings, CosStorage, STORAGE_CA_BUNDLE="/etc/ssl/certs/ca.pem", STORAGE_PROXY="http://proxy:3128"
     )
     config = storage._client.get_conf()
     assert (config._verify_ssl, config._proxies["https"]) == ("/etc/ssl/certs/ca.pem", "http://proxy:3128")
@@ -136,16 +120,18 @@ def test_requests_go_through_the_proxy(cos_settings: dict[str, str]) -> None:
     resolve here, so only the proxy (the dialect server, which takes a request in absolute form
     and reads the bucket from its URL) can have delivered the write."""
     proxy = cos_settings["TENCENT_COS_ENDPOINT"]
-    storage = _open(cos_settings, TENCENT_COS_ENDPOINT="", STORAGE_PROXY=proxy)
+    storage = open_storage(cos_settings, CosStorage, TENCENT_COS_ENDPOINT="", STORAGE_PROXY=proxy)
     storage.write("proxied", b"via proxy")
-    assert _open(cos_settings).read("proxied") == b"via proxy"
+    assert open_storage(cos_settings, CosStorage).read("proxied") == b"via proxy"
 
 
 # -- errors ------------------------------------------------------------------------------------
 
 
 def test_missing_bucket_is_named(cos_settings: dict[str, str]) -> None:
-    storage = _open(cos_settings, TENCENT_COS_BUCKET_NAME="objfs-no-such-bucket-1250000000")
+    storage = open_storage(
+        cos_settings, CosStorage, TENCENT_COS_BUCKET_NAME="objfs-no-such-bucket-1250000000"
+    )
     with pytest.raises(NotFound) as caught:
         storage.check()
     endpoint = cos_settings["TENCENT_COS_ENDPOINT"]
@@ -154,8 +140,8 @@ def test_missing_bucket_is_named(cos_settings: dict[str, str]) -> None:
 
 
 def test_unreachable_endpoint_fails_fast(cos_settings: dict[str, str]) -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
-    storage = _open(cos_settings, TENCENT_COS_ENDPOINT=endpoint)
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    storage = open_storage(cos_settings, CosStorage, TENCENT_COS_ENDPOINT=endpoint)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         storage.check()
@@ -182,32 +168,11 @@ def test_errors_carry_key_and_request_id(cos: CosStorage) -> None:
 
 
 def test_archived_object_is_reported(cos_settings: dict[str, str]) -> None:
-    storage = _open(cos_settings, STORAGE_CLASS="DEEP_ARCHIVE")
+    storage = open_storage(cos_settings, CosStorage, STORAGE_CLASS="DEEP_ARCHIVE")
     storage.write("cold", b"data")
     with pytest.raises(Archived, match="restore it before reading") as caught:
         storage.read("cold")
     assert (caught.value.key, bool(caught.value.request_id)) == ("cold", True)
-
-
-class _CannedCos(BaseHTTPRequestHandler):
-    """Answers every request with one COS error document, as COS sends it."""
-
-    status = 400
-    body = b""
-
-    def _answer(self) -> None:
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        self.send_response(self.status)
-        self.send_header("x-cos-request-id", "NjQ0Y2Rh")
-        self.send_header("Content-Length", str(len(self.body)))
-        self.end_headers()
-        if self.command != "HEAD":
-            self.wfile.write(self.body)
-
-    do_GET = do_PUT = do_HEAD = do_POST = _answer  # noqa: N815 - http.server's names
-
-    def log_message(self, *args: object) -> None:
-        """Quiet: pytest shows what a test prints."""
 
 
 def _cos_error(code: str) -> bytes:
@@ -219,21 +184,15 @@ def _cos_error(code: str) -> bytes:
 
 
 @pytest.fixture
-def canned(cos_settings: dict[str, str]) -> Iterator[tuple[type[_CannedCos], CosStorage]]:
-    handler = type("Handler", (_CannedCos,), {})
-    server = ThreadingHTTPServer(("127.0.0.1", 0), handler)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    storage = _open(cos_settings, TENCENT_COS_ENDPOINT=f"http://127.0.0.1:{server.server_port}")
-    try:
-        yield handler, storage
-    finally:
-        server.shutdown()
-        server.server_close()
+def canned(cos_settings: dict[str, str]) -> Iterator[tuple[CannedServer, CosStorage]]:
+    """A server answering as COS does, with its request id header."""
+    with canned_server({"x-cos-request-id": "NjQ0Y2Rh"}) as server:
+        yield server, open_storage(cos_settings, CosStorage, TENCENT_COS_ENDPOINT=server.endpoint)
 
 
-def test_rejected_credentials_are_permission_denied(canned: tuple[type[_CannedCos], CosStorage]) -> None:
-    handler, storage = canned
-    handler.status, handler.body = 403, _cos_error("SignatureDoesNotMatch")
+def test_rejected_credentials_are_permission_denied(canned: tuple[CannedServer, CosStorage]) -> None:
+    server, storage = canned
+    server.answer(403, _cos_error("SignatureDoesNotMatch"))
     with pytest.raises(PermissionDenied) as caught:
         storage.check()
     expected = (
@@ -245,17 +204,17 @@ def test_rejected_credentials_are_permission_denied(canned: tuple[type[_CannedCo
     assert (caught.value.key, caught.value.request_id) == ("k", "NjQ0Y2Rh")
 
 
-def test_bad_digest_is_an_integrity_error(canned: tuple[type[_CannedCos], CosStorage]) -> None:
-    handler, storage = canned
-    handler.status, handler.body = 400, _cos_error("BadDigest")
+def test_bad_digest_is_an_integrity_error(canned: tuple[CannedServer, CosStorage]) -> None:
+    server, storage = canned
+    server.answer(400, _cos_error("BadDigest"))
     with pytest.raises(IntegrityError) as caught:
         storage.upload_part("k", "upload", 1, b"data", content_md5(b"other"))
     assert (caught.value.key, caught.value.request_id) == ("k", "NjQ0Y2Rh")
 
 
-def test_server_errors_are_unavailable(canned: tuple[type[_CannedCos], CosStorage]) -> None:
-    handler, storage = canned
-    handler.status, handler.body = 503, _cos_error("SlowDown")
+def test_server_errors_are_unavailable(canned: tuple[CannedServer, CosStorage]) -> None:
+    server, storage = canned
+    server.answer(503, _cos_error("SlowDown"))
     with pytest.raises(Unavailable, match=r"SlowDown here \(SlowDown\)"):
         storage.list("")
 
@@ -301,7 +260,7 @@ def test_encryption_and_storage_class_reach_the_server(cos_settings: dict[str, s
         ({"STORAGE_CLASS": "STANDARD_IA"}, {"x-cos-storage-class": "STANDARD_IA"}),
     ]
     for extra, expected in cases:
-        storage = _open(cos_settings, **extra)
+        storage = open_storage(cos_settings, CosStorage, **extra)
         storage.write("enc", b"x")
         storage.copy("enc", "enc-copy")
         upload_id = storage.create_multipart("enc-mp")
@@ -315,7 +274,7 @@ def test_encryption_and_storage_class_reach_the_server(cos_settings: dict[str, s
 def test_sse_c_key_is_presented_on_every_request_that_touches_bytes(cos_settings: dict[str, str]) -> None:
     """moto keeps no SSE-C state, so this proves the SDK accepts the arguments on each path."""
     key = base64.b64encode(os.urandom(32)).decode()
-    storage = _open(cos_settings, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
+    storage = open_storage(cos_settings, CosStorage, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
     assert set(storage._reads) == {"SSECustomerAlgorithm", "SSECustomerKey", "SSECustomerKeyMD5"}
     storage.write("c", b"secret")
     storage.copy("c", "c2")

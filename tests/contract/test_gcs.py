@@ -11,7 +11,6 @@ import base64
 import hashlib
 import json
 import os
-import socket
 import sys
 import time
 from collections.abc import Iterator
@@ -25,6 +24,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import rsa
 from google.auth.credentials import AnonymousCredentials
 from google.cloud import storage
+from servers.canned import closed_port
 from servers.proxy import CuttableProxy
 
 from objfs.storage import registry
@@ -106,12 +106,6 @@ def _encoded(info: dict[str, str]) -> str:
     return base64.b64encode(json.dumps(info).encode()).decode()
 
 
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
-
-
 # -- configuration ---------------------------------------------------------------------------
 
 
@@ -182,7 +176,7 @@ def test_check_names_a_missing_bucket(fake_gcs_endpoint: str) -> None:
 
 
 def test_check_fails_fast_when_nothing_answers() -> None:
-    endpoint = f"http://127.0.0.1:{_closed_port()}"
+    endpoint = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         _open(endpoint, "objfs-any").check()

@@ -18,6 +18,7 @@ import backends
 import boto3
 import pytest
 from obs.model import GetResult
+from servers.canned import closed_port, opened
 from servers.moto import start_moto
 
 from objfs.storage import registry
@@ -46,25 +47,12 @@ def obs_settings(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 def obs(obs_settings: dict[str, str]) -> Iterator[ObsStorage]:
-    yield from _opened(obs_settings)
-
-
-def _opened(settings: dict[str, str]) -> Iterator[ObsStorage]:
-    storage = registry.open_location(None, base=settings).storage
-    assert isinstance(storage, ObsStorage)
-    yield storage
-    storage.close()
+    yield from opened(obs_settings, ObsStorage)
 
 
 def _storage(server: str, bucket: str = "objfs-any", **extra: str) -> Storage:
     base = {"STORAGE_TYPE": "huawei-obs", "HUAWEI_OBS_BUCKET_NAME": bucket, "HUAWEI_OBS_SERVER": server}
     return registry.open_location(None, base={**base, **CREDENTIALS, **extra}).storage
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
 
 
 # -- configuration -----------------------------------------------------------------------------
@@ -136,7 +124,7 @@ def test_check_names_a_missing_bucket(dialect_endpoint: str) -> None:
 
 
 def test_check_fails_fast_when_nothing_answers() -> None:
-    server = f"http://127.0.0.1:{_closed_port()}"
+    server = f"http://127.0.0.1:{closed_port()}"
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         _storage(server).check()
@@ -236,7 +224,7 @@ def test_listing_times_agree_with_stat_in_any_time_zone(
 
 def test_sse_kms_and_storage_class_reach_the_server(obs_settings: dict[str, str]) -> None:
     extra = {"STORAGE_SSE": "sse-kms", "STORAGE_SSE_KMS_KEY_ID": "objfs-test-key", "STORAGE_CLASS": "warm"}
-    for storage in _opened({**obs_settings, **extra}):
+    for storage in opened(obs_settings, ObsStorage, **extra):
         storage.write("enc", b"secret", metadata={"mode": "0600"})
         storage.copy("enc", "enc-copy")
         upload_id = storage.create_multipart("enc-mp")
@@ -256,7 +244,7 @@ def test_sse_kms_and_storage_class_reach_the_server(obs_settings: dict[str, str]
 
 
 def test_sse_c_round_trips_and_copies(obs_settings: dict[str, str]) -> None:
-    for storage in _opened({**obs_settings, "STORAGE_SSE": "sse-c", "STORAGE_SSE_C_KEY": SSE_C_KEY}):
+    for storage in opened(obs_settings, ObsStorage, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=SSE_C_KEY):
         storage.write("c", b"customer keyed", metadata={"mode": "0600"}, content_type="text/plain")
         assert storage.read("c", 9) == b"keyed"
         copied = storage.copy("c", "c2", metadata={"mode": "0644"})
@@ -265,7 +253,7 @@ def test_sse_c_round_trips_and_copies(obs_settings: dict[str, str]) -> None:
 
 
 def test_v4_signature_round_trip(obs_settings: dict[str, str]) -> None:
-    for storage in _opened({**obs_settings, "HUAWEI_OBS_SIGNATURE": "v4", "HUAWEI_OBS_REGION": "us-east-1"}):
+    for storage in opened(obs_settings, ObsStorage, HUAWEI_OBS_SIGNATURE="v4", HUAWEI_OBS_REGION="us-east-1"):
         assert storage._client.signature == "v4"
         storage.check()
         storage.write("v4/a", b"four", metadata={"mode": "0640"})
@@ -357,7 +345,7 @@ def test_proxy_carries_every_request(obs_settings: dict[str, str]) -> None:
     proxy = TunnelProxy()
     try:
         extra = {"STORAGE_PROXY": f"http://objfs:testing%21@127.0.0.1:{proxy.port}"}
-        for storage in _opened({**obs_settings, **extra}):
+        for storage in opened(obs_settings, ObsStorage, **extra):
             storage.write("via-proxy", b"tunnelled")
             assert storage.read("via-proxy") == b"tunnelled"
     finally:

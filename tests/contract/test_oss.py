@@ -9,12 +9,9 @@ loopback server that replies with OSS's own error document, still through oss2's
 from __future__ import annotations
 
 import os
-import socket
 import sys
-import threading
 import time
 from collections.abc import Iterator
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from typing import Any
 from urllib.request import urlopen
 
@@ -22,6 +19,7 @@ import backends
 import boto3
 import oss2
 import pytest
+from servers.canned import CannedServer, canned_server, closed_port, open_storage, opened
 
 from objfs.storage import registry
 from objfs.storage.base import (
@@ -50,16 +48,7 @@ def oss_settings(request: pytest.FixtureRequest) -> dict[str, str]:
 
 @pytest.fixture
 def oss(oss_settings: dict[str, str]) -> Iterator[OssStorage]:
-    storage = registry.open_location(None, base=oss_settings).storage
-    assert isinstance(storage, OssStorage)
-    yield storage
-    storage.close()
-
-
-def _open(settings: dict[str, str], **extra: str) -> OssStorage:
-    storage = registry.open_location(None, base={**settings, **extra}).storage
-    assert isinstance(storage, OssStorage)
-    return storage
+    yield from opened(oss_settings, OssStorage)
 
 
 def _stored(settings: dict[str, str], key: str) -> dict[str, Any]:
@@ -99,7 +88,9 @@ def test_url_and_storage_type_name_the_same_bucket_and_prefix(oss_settings: dict
 
 
 def test_v1_signatures_work_too(oss_settings: dict[str, str]) -> None:
-    storage = _open({k: v for k, v in oss_settings.items() if k != "ALIYUN_OSS_AUTH_VERSION"})
+    storage = open_storage(
+        {k: v for k, v in oss_settings.items() if k != "ALIYUN_OSS_AUTH_VERSION"}, OssStorage
+    )
     assert storage._connection.auth_version == "v1"
     storage.write("dir/v1", b"signed v1", metadata={"mode": "0644"})
     assert (storage.read("dir/v1"), storage.stat("dir/v1").metadata) == (b"signed v1", {"mode": "0644"})
@@ -148,7 +139,7 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_names_a_missing_bucket(oss_settings: dict[str, str]) -> None:
-    storage = _open(oss_settings, ALIYUN_OSS_BUCKET_NAME="objfs-no-such-bucket")
+    storage = open_storage(oss_settings, OssStorage, ALIYUN_OSS_BUCKET_NAME="objfs-no-such-bucket")
     with pytest.raises(NotFound) as caught:
         storage.check()
     endpoint = oss_settings["ALIYUN_OSS_ENDPOINT"]
@@ -157,10 +148,8 @@ def test_check_names_a_missing_bucket(oss_settings: dict[str, str]) -> None:
 
 
 def test_check_fails_fast_when_nothing_answers(oss_settings: dict[str, str]) -> None:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        endpoint = f"http://127.0.0.1:{probe.getsockname()[1]}"
-    storage = _open(oss_settings, ALIYUN_OSS_ENDPOINT=endpoint)
+    endpoint = f"http://127.0.0.1:{closed_port()}"
+    storage = open_storage(oss_settings, OssStorage, ALIYUN_OSS_ENDPOINT=endpoint)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         storage.check()
@@ -234,7 +223,7 @@ def test_xml_objects_pass_untouched(oss: OssStorage) -> None:
 def test_encryption_reaches_the_server(
     oss_settings: dict[str, str], sse: dict[str, str], expected: dict[str, str]
 ) -> None:
-    storage = _open(oss_settings, **sse)
+    storage = open_storage(oss_settings, OssStorage, **sse)
     storage.write("plain", b"x")
     storage.copy("plain", "copied")
     storage.complete_multipart(
@@ -259,13 +248,13 @@ def test_encryption_reaches_the_server(
 def test_storage_class_reaches_the_server(
     oss_settings: dict[str, str], oss_class: str, s3_class: str
 ) -> None:
-    storage = _open(oss_settings, STORAGE_CLASS=oss_class)
+    storage = open_storage(oss_settings, OssStorage, STORAGE_CLASS=oss_class)
     storage.write("classy", b"x")
     assert _stored(oss_settings, "classy").get("StorageClass", "STANDARD") == s3_class
 
 
 def test_archived_object_cannot_be_read(oss_settings: dict[str, str]) -> None:
-    storage = _open(oss_settings, STORAGE_CLASS="Archive")
+    storage = open_storage(oss_settings, OssStorage, STORAGE_CLASS="Archive")
     storage.write("cold", b"frozen")
     assert storage.stat("cold").size == 6
     with pytest.raises(Archived) as caught:
@@ -310,38 +299,17 @@ def test_large_copy_of_a_vanished_source_aborts(oss: OssStorage, monkeypatch: py
 # -- answers moto never gives, from a loopback server replying as OSS does -------------------
 
 
-class _Canned(BaseHTTPRequestHandler):
-    """Answers every request with the server's `answer`: (status, OSS error code or None)."""
-
-    def _reply(self) -> None:
-        status, code = self.server.answer  # type: ignore[attr-defined]
-        self.rfile.read(int(self.headers.get("Content-Length") or 0))
-        body = b"" if code is None else f"<Error><Code>{code}</Code><Message>m</Message></Error>".encode()
-        self.send_response(status)
-        self.send_header("x-oss-request-id", "R-OSS-1")
-        self.send_header("Content-Length", str(len(body)))
-        self.end_headers()
-        self.wfile.write(body)
-
-    do_GET = do_PUT = do_POST = do_HEAD = do_DELETE = _reply  # noqa: N815 - http.server's names
-
-    def log_message(self, *args: object) -> None:
-        pass
+def _oss_error(code: str | None) -> bytes:
+    return b"" if code is None else f"<Error><Code>{code}</Code><Message>m</Message></Error>".encode()
 
 
 @pytest.fixture
-def canned() -> Iterator[tuple[ThreadingHTTPServer, OssStorage]]:
-    server = ThreadingHTTPServer(("127.0.0.1", 0), _Canned)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    endpoint = f"http://127.0.0.1:{server.server_address[1]}"
-    storage = OssStorage("objfs-any", OssConnection(endpoint, "testing", "testing"))
-    try:
+def canned() -> Iterator[tuple[CannedServer, OssStorage]]:
+    """A server answering as OSS does, with its request id header."""
+    with canned_server({"x-oss-request-id": "R-OSS-1"}) as server:
+        storage = OssStorage("objfs-any", OssConnection(server.endpoint, "testing", "testing"))
         yield server, storage
-    finally:
         storage.close()
-        server.shutdown()
-        server.server_close()
 
 
 @pytest.mark.parametrize(
@@ -363,14 +331,14 @@ def canned() -> Iterator[tuple[ThreadingHTTPServer, OssStorage]]:
     ],
 )
 def test_oss_errors_are_typed(
-    canned: tuple[ThreadingHTTPServer, OssStorage],
+    canned: tuple[CannedServer, OssStorage],
     status: int,
     code: str | None,
     kind: type[StorageError],
     message: str,
 ) -> None:
     server, storage = canned
-    server.answer = (status, code)  # type: ignore[attr-defined]
+    server.answer(status, _oss_error(code))
     for call in (
         lambda: storage.write("k", b"data", md5=content_md5(b"other")),
         lambda: storage.upload_part("k", "upload", 1, b"data", content_md5(b"other")),
@@ -381,8 +349,8 @@ def test_oss_errors_are_typed(
         assert "testing" not in str(caught.value)
 
 
-def test_a_head_error_has_no_body_but_is_typed(canned: tuple[ThreadingHTTPServer, OssStorage]) -> None:
+def test_a_head_error_has_no_body_but_is_typed(canned: tuple[CannedServer, OssStorage]) -> None:
     server, storage = canned
-    server.answer = (403, None)  # type: ignore[attr-defined]
+    server.answer(403)
     with pytest.raises(PermissionDenied, match=r"access denied to oss://objfs-any/k \(403\)"):
         storage.stat("k")

@@ -15,8 +15,9 @@ import pytest
 from botocore.exceptions import ClientError
 
 from objfs.storage import registry
-from objfs.storage.base import NotFound, Unavailable
+from objfs.storage.base import NotFound, Unavailable, UploadedPart
 from objfs.storage.s3 import S3Storage
+from objfs.storage.s3_family import copy_parts
 
 MIB = 1024 * 1024
 METADATA = {"mode": "33188", "color": "blue"}
@@ -116,3 +117,17 @@ def test_part_size_grows_to_fit_the_part_count(s3: S3Storage, large: bytes) -> N
 
     assert info.etag.endswith("-2")
     assert s3.read("dir/copy") == large
+
+
+def test_every_s3_family_backend_lists_copied_parts_in_order() -> None:
+    """The shared loop: parts run in parallel, yet complete in number order; a failure is raised."""
+
+    def part(number: int, offset: int, length: int) -> UploadedPart:
+        if length < 5:
+            raise Unavailable("injected")
+        return UploadedPart(number, f"{offset}+{length}")
+
+    assert copy_parts(10, 5, 100, part) == [UploadedPart(1, "0+5"), UploadedPart(2, "5+5")]
+    assert [p.number for p in copy_parts(500, 5, 10, part)] == list(range(1, 11))
+    with pytest.raises(Unavailable, match="injected"):
+        copy_parts(13, 5, 100, part)

@@ -13,6 +13,7 @@ from collections.abc import Iterator
 
 import pytest
 from backends import tos as tos_backend
+from servers.canned import closed_port, open_storage, opened
 from servers.dialect_tos import CRC64
 from servers.process import ServerProcess, start_server
 from servers.s3_dialects import __file__ as dialect_server
@@ -41,23 +42,9 @@ def tos_settings(request: pytest.FixtureRequest) -> dict[str, str]:
     return tos_backend.settings(request)
 
 
-def _open(settings: dict[str, str], **overrides: str) -> TosStorage:
-    storage = registry.open_location(None, base={**settings, **overrides}).storage
-    assert isinstance(storage, TosStorage)
-    return storage
-
-
 @pytest.fixture
 def tos(tos_settings: dict[str, str]) -> Iterator[TosStorage]:
-    storage = _open(tos_settings)
-    yield storage
-    storage.close()
-
-
-def _closed_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return probe.getsockname()[1]
+    yield from opened(tos_settings, TosStorage)
 
 
 # -- configuration ---------------------------------------------------------------------------
@@ -95,12 +82,13 @@ def test_settings_it_cannot_honour_are_named(
     tos_settings: dict[str, str], name: str, value: str, message: str
 ) -> None:
     with pytest.raises(BadConfiguration, match=message):
-        _open(tos_settings, **{name: value})
+        open_storage(tos_settings, TosStorage, **{name: value})
 
 
-def test_sse_c_key_must_be_base64(tos_settings: dict[str, str]) -> None:
-    with pytest.raises(BadConfiguration, match="STORAGE_SSE_C_KEY must be base64-encoded"):
-        _open(tos_settings, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY="not base64!")
+@pytest.mark.parametrize("key", ["not base64!", "c2hvcnQ="])
+def test_sse_c_key_must_be_a_base64_256_bit_key(tos_settings: dict[str, str], key: str) -> None:
+    with pytest.raises(BadConfiguration, match="STORAGE_SSE_C_KEY must be a base64-encoded 256-bit key"):
+        open_storage(tos_settings, TosStorage, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
 
 
 def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
@@ -114,7 +102,7 @@ def test_missing_sdk_names_the_extra(monkeypatch: pytest.MonkeyPatch) -> None:
 
 
 def test_check_names_a_missing_bucket(tos_settings: dict[str, str]) -> None:
-    storage = _open(tos_settings, VOLCENGINE_TOS_BUCKET_NAME="objfs-no-such-bucket")
+    storage = open_storage(tos_settings, TosStorage, VOLCENGINE_TOS_BUCKET_NAME="objfs-no-such-bucket")
     with pytest.raises(NotFound) as caught:
         storage.check()
     assert str(caught.value) == f"bucket 'objfs-no-such-bucket' does not exist at {tos_backend.ENDPOINT}"
@@ -122,8 +110,8 @@ def test_check_names_a_missing_bucket(tos_settings: dict[str, str]) -> None:
 
 
 def test_check_fails_fast_when_nothing_answers(tos_settings: dict[str, str]) -> None:
-    proxy = f"http://127.0.0.1:{_closed_port()}"
-    storage = _open(tos_settings, STORAGE_PROXY=proxy)
+    proxy = f"http://127.0.0.1:{closed_port()}"
+    storage = open_storage(tos_settings, TosStorage, STORAGE_PROXY=proxy)
     started = time.monotonic()
     with pytest.raises(Unavailable) as caught:
         storage.check()
@@ -147,7 +135,7 @@ def dialect_with_auth() -> Iterator[ServerProcess]:
 def test_check_reports_rejected_credentials(
     tos_settings: dict[str, str], dialect_with_auth: ServerProcess
 ) -> None:
-    storage = _open(tos_settings, STORAGE_PROXY=dialect_with_auth.endpoint)
+    storage = open_storage(tos_settings, TosStorage, STORAGE_PROXY=dialect_with_auth.endpoint)
     with pytest.raises(PermissionDenied) as caught:
         storage.check()
     bucket = tos_settings["VOLCENGINE_TOS_BUCKET_NAME"]
@@ -247,7 +235,7 @@ def test_large_copy_goes_in_parts(tos: TosStorage) -> None:
 def test_storage_class_reaches_the_server_and_archive_reads_are_archived(
     tos_settings: dict[str, str],
 ) -> None:
-    storage = _open(tos_settings, STORAGE_CLASS="archive")
+    storage = open_storage(tos_settings, TosStorage, STORAGE_CLASS="archive")
     storage.write("cold", b"x")
     client = tos_backend.sdk_client(tos_settings["STORAGE_PROXY"])
     try:
@@ -260,7 +248,7 @@ def test_storage_class_reaches_the_server_and_archive_reads_are_archived(
 
 
 def test_sse_s3_reaches_the_server(tos_settings: dict[str, str]) -> None:
-    storage = _open(tos_settings, STORAGE_SSE="sse-s3")
+    storage = open_storage(tos_settings, TosStorage, STORAGE_SSE="sse-s3")
     storage.write("enc", b"x")
     storage.copy("enc", "enc-copy", metadata={})
     client = tos_backend.sdk_client(tos_settings["STORAGE_PROXY"])
@@ -275,7 +263,7 @@ def test_sse_s3_reaches_the_server(tos_settings: dict[str, str]) -> None:
 def test_sse_c_requests_are_accepted(tos_settings: dict[str, str]) -> None:
     """moto ignores SSE-C headers, so this shows only that every call carrying the key succeeds."""
     key = base64.b64encode(b"k" * 32).decode()
-    storage = _open(tos_settings, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
+    storage = open_storage(tos_settings, TosStorage, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
     storage.write("c", b"secret")
     storage.copy("c", "c2")
     assert (storage.read("c2"), storage.stat("c").size) == (b"secret", 6)
@@ -297,8 +285,11 @@ def test_https_endpoints_go_through_the_proxy_too(tos_settings: dict[str, str]) 
     thread = threading.Thread(target=answer_once, daemon=True)
     thread.start()
     proxy = f"http://127.0.0.1:{listener.getsockname()[1]}"
-    storage = _open(
-        tos_settings, STORAGE_PROXY=proxy, VOLCENGINE_TOS_ENDPOINT="https://tos-cn-beijing.volces.com"
+    storage = open_storage(
+        tos_settings,
+        TosStorage,
+        STORAGE_PROXY=proxy,
+        VOLCENGINE_TOS_ENDPOINT="https://tos-cn-beijing.volces.com",
     )
     try:
         with pytest.raises(Unavailable, match="through proxy"):
@@ -313,8 +304,10 @@ def test_https_endpoints_go_through_the_proxy_too(tos_settings: dict[str, str]) 
 
 
 def test_proxy_credentials_stay_out_of_messages(tos_settings: dict[str, str]) -> None:
-    port = _closed_port()
-    storage = _open(tos_settings, STORAGE_PROXY=f"http://user:hunter2-testing@127.0.0.1:{port}")
+    port = closed_port()
+    storage = open_storage(
+        tos_settings, TosStorage, STORAGE_PROXY=f"http://user:hunter2-testing@127.0.0.1:{port}"
+    )
     with pytest.raises(Unavailable) as caught:
         storage.check()
     assert "hunter2" not in str(caught.value)
