@@ -82,6 +82,7 @@ from .base import (
     Unsupported,
     UploadedPart,
     content_md5,
+    one_line,
     payload_size,
 )
 from .listing import page_of_keys
@@ -228,7 +229,7 @@ class _Client(Client):
             )
         token = (answer.get("data") or {}).get("token")
         if answer.get("code", 0) != 0 or not token:
-            raise PermissionDenied(f"{refused}: {_one_line(answer.get('message') or 'no token')}")
+            raise PermissionDenied(f"{refused}: {one_line(answer.get('message') or 'no token')}")
         return token
 
 
@@ -581,7 +582,7 @@ class ClickzettaStorage(Storage):
         if isinstance(failure, requests.RequestException):
             return Unavailable(f"cannot reach {self._service}: {_unreachable_reason(failure)}", key=key)
         status = failure.status_code if isinstance(failure, requests.Response) else 0
-        text = _one_line(exc)
+        text = one_line(exc)
         lowered = text.lower()
         if status in (401, 403) or any(word in lowered for word in _DENIED):
             return PermissionDenied(
@@ -700,8 +701,4 @@ def _unreachable_reason(exc: requests.RequestException) -> str:
         if isinstance(cause, http.client.RemoteDisconnected):
             return "connection closed without an answer"
         pending += [cause.__cause__, cause.__context__, getattr(cause, "reason", None), *cause.args]
-    return f"connection failed ({_one_line(exc)})"
-
-
-def _one_line(text: object) -> str:
-    return " ".join(str(text).split())
+    return f"connection failed ({one_line(exc)})"

@@ -30,7 +30,6 @@ import base64
 import contextlib
 import io
 import json
-import socket
 import ssl
 from collections.abc import Iterator
 from datetime import datetime
@@ -58,7 +57,9 @@ from .base import (
     Unavailable,
     Unsupported,
     UploadedPart,
+    one_line,
     payload_bytes,
+    unreachable_reason,
 )
 from .listing import page_of_keys
 from .settings import CA_BUNDLE, PROXY, SSE, STORAGE_CLASS, SettingNames, Settings
@@ -316,7 +317,7 @@ class SupabaseStorage(Storage):
                 body = response.json()
                 error = StorageApiError(body["message"], body["error"], body["statusCode"])
             except (ValueError, KeyError, TypeError):
-                error = StorageApiError(" ".join(response.text.split())[:200], "", response.status_code)
+                error = StorageApiError(one_line(response.text)[:200], "", response.status_code)
             raise error from exc
 
     @contextlib.contextmanager
@@ -462,11 +463,4 @@ def _unreachable_reason(exc: httpx.TransportError) -> str:
         return "connection timed out"
     if isinstance(exc, httpx.TimeoutException):
         return "no answer in time (timed out)"
-    cause: BaseException | None = exc
-    while cause is not None:
-        if isinstance(cause, ConnectionRefusedError) or "connection refused" in str(cause).lower():
-            return "connection refused"
-        if isinstance(cause, socket.gaierror):
-            return "host name not found"
-        cause = cause.__cause__ or cause.__context__
-    return f"connection failed ({type(exc).__name__}: {' '.join(str(exc).split())})"
+    return unreachable_reason(exc, detail=f"connection failed ({type(exc).__name__}: {one_line(exc)})")
