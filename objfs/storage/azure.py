@@ -95,10 +95,10 @@ from .base import (
     Unsupported,
     UploadedPart,
     absent_fails_if_match,
-    content_md5,
     payload_size,
     raised_from,
     unreachable_reason,
+    verify_md5,
 )
 from .settings import CA_BUNDLE, PROXY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
@@ -701,8 +701,7 @@ class AzureBlobStorage(Storage):
         digest is checked here before anything is sent, and each block's in transit by the SDK."""
         if size <= SINGLE_PUT_SIZE:
             return {"headers": {"Content-MD5": md5}}
-        if content_md5(data) != md5:
-            raise IntegrityError(f"{self._where(key)}: the data does not match its MD5", key=key)
+        verify_md5(key, data, md5)
         return {"validate_content": True}
 
     def _await_copy(self, key: str, answer: dict[str, Any]) -> dict[str, Any]:

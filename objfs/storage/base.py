@@ -221,6 +221,13 @@ def content_md5(data: Payload) -> str:
     return base64.b64encode(digest.digest()).decode()
 
 
+def verify_md5(key: str, data: Payload, md5: str | None, what: str = "the body") -> None:
+    """Compare a payload with its MD5 before sending it, for services that check no Content-MD5
+    (and for the in-process backends, which stand in for the ones that do)."""
+    if md5 is not None and content_md5(data) != md5:
+        raise IntegrityError(f"{what} of {key} does not match its MD5", key=key)
+
+
 class Storage(ABC):
     """One bucket (or container, or folder) of one service.
 
@@ -460,4 +467,5 @@ __all__ = [
     "raised_from",
     "socket_reason",
     "unreachable_reason",
+    "verify_md5",
 ]

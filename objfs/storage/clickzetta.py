@@ -68,7 +68,6 @@ from .base import (
     STREAM_CHUNK,
     BadConfiguration,
     Capabilities,
-    IntegrityError,
     InvalidKey,
     ListPage,
     MultipartUpload,
@@ -81,9 +80,9 @@ from .base import (
     Unavailable,
     Unsupported,
     UploadedPart,
-    content_md5,
     one_line,
     payload_size,
+    verify_md5,
 )
 from .listing import page_of_keys
 from .settings import CA_BUNDLE, PREFIX, PROXY, SSE, STORAGE_CLASS, SettingNames, Settings
@@ -372,8 +371,7 @@ class ClickzettaStorage(Storage):
     ) -> ObjectInfo:
         """PUT the data, then its sidecar; `md5` is checked here, as the volume checks no digest."""
         _check_key(key)
-        if md5 is not None and content_md5(data) != md5:
-            raise IntegrityError(f"{self._where(key)}: the body does not match its MD5", key=key)
+        verify_md5(key, data, md5)
         size = payload_size(data)
         if key.endswith("/") and size:
             raise InvalidKey(f"{self._where(key)}: a key ending in / can only be an empty marker", key=key)

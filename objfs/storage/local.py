@@ -42,6 +42,7 @@ from .base import (
     UploadedPart,
     content_md5,
     payload_size,
+    verify_md5,
 )
 from .listing import page_of_keys
 from .settings import PREFIX, SettingNames, Settings
@@ -241,8 +242,7 @@ class LocalStorage(Storage):
     def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
         """Verify the MD5 as S3 would; the part's file name carries its etag, so completing checks it."""
         self._upload(key, upload_id)
-        if content_md5(data) != md5:
-            raise IntegrityError(f"part {number} of {key}: MD5 mismatch", key=key)
+        verify_md5(key, data, md5, f"part {number}")
         etag = base64.b64decode(md5).hex()
         folder = self._upload_dir(upload_id)
         with self._errors(key), _temp(folder) as tmp:

@@ -20,8 +20,8 @@ from .base import (
     PreconditionFailed,
     Storage,
     UploadedPart,
-    content_md5,
     payload_bytes,
+    verify_md5,
 )
 from .listing import page_of_keys
 from .settings import SettingNames, Settings
@@ -103,8 +103,7 @@ class MemoryStorage(Storage):
         md5: str | None = None,
     ) -> ObjectInfo:
         body = payload_bytes(data)
-        if md5 is not None and content_md5(body) != md5:
-            raise IntegrityError(f"{key}: body does not match its MD5", key=key)
+        verify_md5(key, body, md5)
         with self._lock:
             self._check_condition(key, if_match, if_none_match)
             return self._store(key, body, hashlib.md5(body).hexdigest(), metadata, content_type)
@@ -154,8 +153,7 @@ class MemoryStorage(Storage):
 
     def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
         body = payload_bytes(data)
-        if content_md5(body) != md5:
-            raise IntegrityError(f"part {number} of {key}: MD5 mismatch", key=key)
+        verify_md5(key, body, md5, f"part {number}")
         etag = hashlib.md5(body).hexdigest()
         with self._lock:
             self._upload(key, upload_id).parts[number] = (etag, body)

@@ -46,7 +46,6 @@ from .base import (
     STREAM_CHUNK,
     BadConfiguration,
     Capabilities,
-    IntegrityError,
     InvalidKey,
     ListPage,
     MultipartUpload,
@@ -60,8 +59,8 @@ from .base import (
     Unavailable,
     Unsupported,
     UploadedPart,
-    content_md5,
     payload_size,
+    verify_md5,
 )
 from .listing import page_of_keys
 from .settings import CA_BUNDLE, PREFIX, PROXY, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
@@ -284,8 +283,7 @@ class OpendalStorage(Storage):
     ) -> ObjectInfo:
         """`md5` is checked here before sending: OpenDAL cannot send Content-MD5 for the service to check."""
         _check_key(key)
-        if md5 is not None and content_md5(data) != md5:
-            raise IntegrityError(f"{self._where(key)}: the body does not match its MD5", key=key)
+        verify_md5(key, data, md5)
         if key.endswith("/"):
             self.check_conditions(key, if_match, if_none_match)
             return self._write_marker(key, data, metadata, content_type)
