@@ -12,6 +12,7 @@ EXIT_NOT_FOUND = 4
 EXIT_ACCESS_DENIED = 5
 EXIT_UNAVAILABLE = 6
 EXIT_INTEGRITY = 7
+EXIT_CONFLICT = 8
 
 EXIT_CODES = {
     EXIT_OK: "success",
@@ -22,6 +23,7 @@ EXIT_CODES = {
     EXIT_ACCESS_DENIED: "the credentials were rejected or lack permission",
     EXIT_UNAVAILABLE: "the endpoint did not answer",
     EXIT_INTEGRITY: "objfs verify: an object does not hold what its record says (or is missing)",
+    EXIT_CONFLICT: "objfs store: the item changed since it was read (a conditional put lost)",
 }
 
 

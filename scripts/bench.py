@@ -49,7 +49,8 @@ os.environ.update(AWS_ENV)  # before boto3 is imported, for it and for every chi
 import boto3  # noqa: E402
 from boto3.s3.transfer import TransferConfig  # noqa: E402
 from botocore.config import Config  # noqa: E402
-from servers.moto import MotoServer, start_moto  # noqa: E402
+from servers.moto import start_moto  # noqa: E402
+from servers.process import ServerProcess  # noqa: E402
 
 from objfs.mountpoint import fusermount, mounted_type, pidfile_for  # noqa: E402
 
@@ -698,7 +699,7 @@ def run_figure(bench: Bench, figure: Figure, backend: Backend) -> list[Row]:
 
 
 @contextlib.contextmanager
-def moto_server() -> Iterator[MotoServer]:
+def moto_server() -> Iterator[ServerProcess]:
     server = start_moto()
     try:
         yield server

@@ -24,6 +24,7 @@ from ..mountpoint import check_mountpoint, fusermount, mounted_type, pidfile_for
 from .blobs_command import add_blob_parsers, run_blob_command
 from .options import MountSpec, add_mount_arguments, mount_spec
 from .progress import FlushProgress
+from .store_command import add_store_parser, run_store
 
 UMOUNT_WAIT_SECONDS = 300
 
@@ -46,6 +47,7 @@ def build_parser() -> argparse.ArgumentParser:
     stats.add_argument("mountpoint")
     stats.add_argument("--json", action="store_true", help="one JSON object, for scripts")
     add_blob_parsers(commands)
+    add_store_parser(commands)
     return parser
 
 
@@ -180,7 +182,7 @@ def _figure(value: object) -> str:
 
 
 BLOB_COMMANDS = ("blobs", "verify", "gc")
-COMMANDS = ("mount", "umount", "stats", *BLOB_COMMANDS)
+COMMANDS = ("mount", "umount", "stats", "store", *BLOB_COMMANDS)
 MOUNT8_FLAGS = {"-s": "sloppy", "-f": "fake", "-n": "no mtab", "-v": "verbose"}
 
 
@@ -196,6 +198,8 @@ def main(argv: list[str] | None = None) -> int:
             return run_stats(args.mountpoint, args.json)
         if args.command in BLOB_COMMANDS:
             return run_blob_command(args)
+        if args.command == "store":
+            return run_store(args)
         return run_umount(args.mountpoint)
     except UserError as exc:
         print(f"objfs: {exc}", file=sys.stderr)
