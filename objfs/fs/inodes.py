@@ -41,6 +41,11 @@ class Node:
     explicit: bool = False
     """A directory with a marker object (mkdir'd, or chmod'ed), not only implied by its keys."""
     symlink_target: str | None = None
+    rdev: int = 0
+    """The device number of a character or block device node (0 for everything else)."""
+    subdirs: int | None = None
+    """A directory's subdirectories when last counted (for st_nlink); None: count again."""
+    subdirs_counted: float = 0.0
     lookups: int = 0
     open_count: int = 0
     staging: Staging | None = None
@@ -70,7 +75,9 @@ class Node:
         return self.staging is not None and self.staging.dirty
 
     def posix_meta(self) -> PosixMeta:
-        return PosixMeta(self.mode, self.uid, self.gid, self.mtime_ns)
+        """The attributes to store; atime only when it differs from mtime, which it defaults to."""
+        atime = self.atime_ns if self.atime_ns and self.atime_ns != self.mtime_ns else None
+        return PosixMeta(self.mode, self.uid, self.gid, self.mtime_ns, atime, self.rdev or None)
 
     def touch(self, now_ns: int | None = None) -> None:
         now_ns = now_ns or time.time_ns()

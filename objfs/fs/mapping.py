@@ -1,8 +1,10 @@
 """How paths become keys and POSIX attributes become object metadata.
 
 Metadata uses s3fs's names and formats (`mode` in decimal with the file-type bits, `uid`,
-`gid`, `mtime` in seconds) so a bucket written by objfs mounts under s3fs with the same
-attributes, and the reverse; rclone's fractional `mtime` reads the same way.
+`gid`, `mtime` and `atime` in seconds) so a bucket written by objfs mounts under s3fs with the
+same attributes, and the reverse; rclone's fractional `mtime` reads the same way. s3fs keeps no
+device numbers: `rdev` (decimal, as `st_rdev`) is objfs's own name, the one other S3 FUSE
+tools use.
 """
 
 from __future__ import annotations
@@ -61,6 +63,12 @@ class PosixMeta:
     gid: int | None = None
     mtime_ns: int | None = None
     atime_ns: int | None = None
+    rdev: int | None = None
+
+
+def metadata_bytes(metadata: dict[str, str]) -> int:
+    """User metadata's size as S3 counts it against its cap: the UTF-8 bytes of every name and value."""
+    return sum(len(name.encode()) + len(value.encode()) for name, value in metadata.items())
 
 
 def format_time(ns: int) -> str:
@@ -110,6 +118,7 @@ def decode_meta(metadata: dict[str, str] | None) -> PosixMeta:
         gid=_parse_int(md.get("gid")),
         mtime_ns=parse_time(mtime) if mtime else None,
         atime_ns=parse_time(atime) if atime else None,
+        rdev=_parse_int(md.get("rdev")),
     )
 
 
@@ -126,6 +135,8 @@ def encode_meta(meta: PosixMeta, base: dict[str, str] | None = None) -> dict[str
         out["mtime"] = format_time(meta.mtime_ns)
     if meta.atime_ns is not None:
         out["atime"] = format_time(meta.atime_ns)
+    if meta.rdev:
+        out["rdev"] = str(meta.rdev)
     return out
 
 

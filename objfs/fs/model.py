@@ -55,7 +55,9 @@ from .mapping import (
     encode_meta,
     is_dir_mode,
     key_of,
+    metadata_bytes,
     name_problem,
+    parent_of,
 )
 from .reader import BlockReader, ObjectVersion
 from .recovery import ConflictStored, Recovery
@@ -63,7 +65,7 @@ from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
 T = TypeVar("T")
-POSIX_NAMES = ("mode", "uid", "gid", "mtime", "atime")
+POSIX_NAMES = ("mode", "uid", "gid", "mtime", "atime", "rdev")
 RELIST_ENTRIES = 2000
 """A directory this small is listed again (at most 2 LISTs) rather than probed name by name."""
 PROBES_BEFORE_LISTING = 2
@@ -72,6 +74,8 @@ MD5_META = "md5chksum"
 """rclone's name for the base64 MD5 of an object in its user metadata."""
 PLAIN_MD5_ETAG = re.compile(r"^[0-9a-f]{32}$")
 RENAME_NOREPLACE = 1  # linux/fs.h; RENAME_EXCHANGE cannot be done with copies
+SPECIAL_KINDS = (stat.S_IFREG, stat.S_IFIFO, stat.S_IFSOCK, stat.S_IFCHR, stat.S_IFBLK)
+"""What mknod can make: an empty object each (directories and symlinks have their own calls)."""
 
 
 def fail(code: int, detail: str = "") -> OSError:
@@ -225,6 +229,7 @@ class FileSystem:
         node.gid = meta.gid if meta.gid is not None else self.config.gid
         node.mtime_ns = meta.mtime_ns or int(info.mtime * NS)
         node.atime_ns = meta.atime_ns or node.mtime_ns
+        node.rdev = meta.rdev or 0
         node.ctime_ns = max(node.mtime_ns, int(info.mtime * NS))
         node.etag = info.etag
         node.content_type = info.content_type
@@ -330,13 +335,44 @@ class FileSystem:
 
     async def lookup(self, parent_ino: int, name: str) -> Node:
         """Resolve a name; the caller counts the kernel's lookup when it replies."""
-        return await self._existing(parent_ino, name)
+        return await self._listed(await self._existing(parent_ino, name))
 
     async def find(self, parent_ino: int, name: str) -> Node | None:
         """Like `lookup`, with None for an absent name, so the kernel can cache the absence."""
-        return await self._find(self._dir(parent_ino), name)
+        node = await self._find(self._dir(parent_ino), name)
+        return None if node is None else await self._listed(node)
 
     async def getattr(self, ino: int) -> Node:
+        return await self._listed(await self._attributes(ino))
+
+    def nlink(self, node: Node) -> int | None:
+        """2 + subdirectories for a directory, from a fresh listing or count; None when not known now."""
+        if not node.is_dir:
+            return 1
+        listing = self.listings.fresh(node.path)
+        if listing is not None:
+            return 2 + sum(1 for child in listing.values() if child.is_dir)
+        if node.subdirs is None or time.monotonic() - node.subdirs_counted >= self.config.dir_timeout:
+            return None
+        return 2 + node.subdirs
+
+    async def _listed(self, node: Node) -> Node:
+        """Make a directory's st_nlink known: it counts subdirectories, which only a listing shows
+        (one LIST per 1,000 entries, trusted for --dir-timeout). The listing only counts: it is not
+        kept to answer lookups, so an object another tool just wrote is found by name at once."""
+        if self.nlink(node) is None:
+            entries = await self._fetch_listing(node)
+            node.subdirs = sum(1 for child in entries.values() if child.is_dir)
+            node.subdirs_counted = time.monotonic()
+        return node
+
+    def _recount_parent(self, path: str) -> None:
+        """A directory appeared or went under `path`'s parent: its count is stale."""
+        parent = self.inodes.at(parent_of(path))
+        if parent is not None:
+            parent.subdirs = None
+
+    async def _attributes(self, ino: int) -> Node:
         node = self.node(ino)
         if node.ino == ROOT_INO or self._current(node):
             return node
@@ -514,8 +550,11 @@ class FileSystem:
         self.listings.added(node.path, node)
         if node.is_dir:
             self.listings.store(node.path, {})
+            self._recount_parent(node.path)
 
     def _gone(self, node: Node) -> None:
+        if node.is_dir:
+            self._recount_parent(node.path)
         self.listings.removed(node.path)
         self.records.forget(self.key(node))
         self.blobs.forget(self.key(node))
@@ -872,13 +911,28 @@ class FileSystem:
             await self._staging(node)
 
     async def symlink(self, parent_ino: int, name: str, target: str, uid: int, gid: int) -> Node:
+        node = await self._write_whole(parent_ino, name, stat.S_IFLNK | 0o777, uid, gid, os.fsencode(target))
+        node.symlink_target = target
+        return node
+
+    async def mknod(self, parent_ino: int, name: str, mode: int, rdev: int, uid: int, gid: int) -> Node:
+        """A FIFO, socket or device is an empty object whose `mode` says its type (as s3fs stores
+        them) and whose `rdev` metadata keeps a device's number; a regular file is an empty file."""
+        if stat.S_IFMT(mode) not in SPECIAL_KINDS:
+            raise fail(errno.EINVAL, f"mknod of file type {stat.S_IFMT(mode):o}")
+        device = rdev if stat.S_ISCHR(mode) or stat.S_ISBLK(mode) else 0
+        return await self._write_whole(parent_ino, name, mode, uid, gid, b"", device)
+
+    async def _write_whole(
+        self, parent_ino: int, name: str, mode: int, uid: int, gid: int, body: bytes, rdev: int = 0
+    ) -> Node:
+        """Create a file whose object is written at once, with its attributes, in one PUT."""
         path = await self._free_path(parent_ino, name)
-        node = self._new_node(path, stat.S_IFLNK | 0o777)
-        node.uid, node.gid, node.symlink_target = uid, gid, target
-        node.size = len(os.fsencode(target))
+        node = self._new_node(path, mode)
+        node.uid, node.gid, node.rdev, node.size = uid, gid, rdev, len(body)
         node.touch()
         metadata = encode_meta(node.posix_meta())
-        info = await self._io(self.storage.write, self.key(node), os.fsencode(target), metadata=metadata)
+        info = await self._io(self.storage.write, self.key(node), body, metadata=metadata)
         self._saved(node, info, metadata)
         self._added(node)
         return node
@@ -915,8 +969,12 @@ class FileSystem:
         else:
             await self._move_file(node, new_path)
         self.listings.removed(node.path)
+        if node.is_dir:
+            self._recount_parent(node.path)
         self.inodes.move(node.path, new_path)
         self.listings.added(new_path, node)
+        if node.is_dir:
+            self._recount_parent(new_path)
 
     def _check_rename(self, node: Node, new_path: str, target: Node | None, flags: int) -> None:
         if flags & ~RENAME_NOREPLACE:
@@ -973,12 +1031,15 @@ class FileSystem:
 
     async def getxattr(self, ino: int, name: str) -> bytes:
         node = self.node(ino)
-        if not xattrs.is_virtual(name):
+        if xattrs.is_virtual(name):
+            value = await self._virtual_xattr(node, name)
+            if value is None:
+                raise xattrs.no_such_attribute(name)
+            return value.encode()
+        found = (await self._user_xattrs(node)).get(name) if xattrs.is_user(name) else None
+        if found is None:
             raise xattrs.no_such_attribute(name)
-        value = await self._virtual_xattr(node, name)
-        if value is None:
-            raise xattrs.no_such_attribute(name)
-        return value.encode()
+        return found
 
     async def _virtual_xattr(self, node: Node, name: str) -> str | None:
         if name == xattrs.STATS and node.ino == ROOT_INO:
@@ -996,16 +1057,58 @@ class FileSystem:
                 return None
         return None
 
-    def listxattr(self, ino: int) -> list[str]:
-        """The virtual attributes are deliberately absent (see objfs.fs.xattrs)."""
-        self.node(ino)
-        return []
+    async def listxattr(self, ino: int) -> list[str]:
+        """The user's attributes; the virtual ones are deliberately absent (see objfs.fs.xattrs)."""
+        return sorted(name for name in await self._user_xattrs(self.node(ino)) if xattrs.is_user(name))
 
-    def setxattr(self, ino: int, name: str) -> None:
-        self.node(ino)
-        if xattrs.is_virtual(name):
-            raise xattrs.read_only(name)
-        raise fail(errno.ENOTSUP, "user extended attributes are not stored yet")
+    async def setxattr(self, ino: int, name: str, value: bytes) -> None:
+        node = self.node(ino)
+        xattrs.check_settable(name)
+        await self._store_xattrs(node, {**await self._user_xattrs(node), name: value})
+
+    async def removexattr(self, ino: int, name: str) -> None:
+        node = self.node(ino)
+        xattrs.check_settable(name)
+        values = await self._user_xattrs(node)
+        if values.pop(name, None) is None:
+            raise xattrs.no_such_attribute(name)
+        await self._store_xattrs(node, values)
+
+    async def _user_xattrs(self, node: Node) -> dict[str, bytes]:
+        await self._whole_metadata(node)
+        return xattrs.decode(node.extra_meta.get(xattrs.META_NAME))
+
+    async def _whole_metadata(self, node: Node) -> None:
+        """A listing may not have carried the object's user metadata: one HEAD fetches it."""
+        if node.meta_known or not node.uploaded or node.dirty:
+            return
+        info = await self._io(self.storage.stat, self.key(node))
+        node.extra_meta = {k: v for k, v in (info.metadata or {}).items() if k.lower() not in POSIX_NAMES}
+        node.meta_known = info.metadata is not None
+
+    async def _store_xattrs(self, node: Node, values: dict[str, bytes]) -> None:
+        """Stored like chmod: coalesced into one self-copy, or carried by the pending upload."""
+        if node.ino == ROOT_INO and not self.config.prefix:
+            raise fail(errno.ENOTSUP, "the bucket's root has no object to carry attributes")
+        extra = xattrs.with_values(node.extra_meta, values)
+        self._check_metadata_fits(node, extra)
+        node.extra_meta = extra
+        node.ctime_ns = time.time_ns()
+        node.meta_set_while_dirty = node.upload is not None
+        self._schedule_metadata(node)
+
+    def _check_metadata_fits(self, node: Node, extra: dict[str, str]) -> None:
+        """ENOSPC, before anything is stored, when the metadata would pass the backend's cap
+        (2 KiB on S3, shared by mode, owner, times, the MD5 and the attributes)."""
+        limit = self.storage.capabilities.max_metadata_bytes
+        if limit is None:
+            return
+        metadata = encode_meta(node.posix_meta(), extra)
+        if not node.is_dir:
+            metadata.setdefault(MD5_META, "=" * 24)  # every upload adds the body's MD5
+        size = metadata_bytes(metadata)
+        if size > limit:
+            raise fail(errno.ENOSPC, f"{node.path}: metadata of {size} bytes passes the {limit}-byte cap")
 
     def statfs(self) -> StatFs:
         return StatFs()

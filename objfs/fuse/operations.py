@@ -22,7 +22,7 @@ from ..fs.model import FileSystem
 from ..storage.base import StorageError
 
 log = logging.getLogger(__name__)
-EXPECTED_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA})
+EXPECTED_ERRNOS = frozenset({errno.ENOENT, errno.EEXIST, errno.ENOTEMPTY, errno.ENODATA, errno.ENOTSUP})
 """Answers rather than failures (a lookup of an absent name), logged only when debugging."""
 P = ParamSpec("P")
 R = TypeVar("R")
@@ -96,11 +96,15 @@ class Operations(pyfuse3.Operations):
         self.entry_timeout = entry_timeout
 
     def attributes(self, node: Node) -> pyfuse3.EntryAttributes:
+        """A directory whose link count is not known now (listed in its parent's readdir) is
+        sent with attr_timeout 0, so a stat asks again and gets the count."""
+        nlink = self.fs.nlink(node)
         attr = pyfuse3.EntryAttributes()
         attr.st_ino = node.ino
         attr.generation = 0
         attr.st_mode = node.mode
-        attr.st_nlink = 2 if node.is_dir else 1
+        attr.st_nlink = 2 if nlink is None else nlink
+        attr.st_rdev = node.rdev
         attr.st_uid = node.uid
         attr.st_gid = node.gid
         attr.st_size = 0 if node.is_dir else node.size
@@ -109,7 +113,7 @@ class Operations(pyfuse3.Operations):
         attr.st_atime_ns = node.atime_ns
         attr.st_mtime_ns = node.mtime_ns
         attr.st_ctime_ns = node.ctime_ns
-        attr.attr_timeout = self.attr_timeout
+        attr.attr_timeout = 0 if nlink is None else self.attr_timeout
         attr.entry_timeout = self.entry_timeout
         return attr
 
@@ -176,6 +180,13 @@ class Operations(pyfuse3.Operations):
     @fuse_errors
     async def fsyncdir(self, fh: int, datasync: bool) -> None:
         """Directory changes are stored as they happen; nothing is pending."""
+
+    @fuse_errors
+    async def mknod(
+        self, parent_inode: int, name: bytes, mode: int, rdev: int, ctx: Any
+    ) -> pyfuse3.EntryAttributes:
+        node = await self.fs.mknod(parent_inode, os.fsdecode(name), mode, rdev, ctx.uid, ctx.gid)
+        return self._entry(node)
 
     @fuse_errors
     async def mkdir(self, parent_inode: int, name: bytes, mode: int, ctx: Any) -> pyfuse3.EntryAttributes:
@@ -259,15 +270,15 @@ class Operations(pyfuse3.Operations):
 
     @fuse_errors
     async def listxattr(self, inode: int, ctx: Any) -> list[bytes]:
-        return [os.fsencode(name) for name in self.fs.listxattr(inode)]
+        return [os.fsencode(name) for name in await self.fs.listxattr(inode)]
 
     @fuse_errors
     async def setxattr(self, inode: int, name: bytes, value: bytes, ctx: Any) -> None:
-        self.fs.setxattr(inode, os.fsdecode(name))
+        await self.fs.setxattr(inode, os.fsdecode(name), value)
 
     @fuse_errors
     async def removexattr(self, inode: int, name: bytes, ctx: Any) -> None:
-        self.fs.setxattr(inode, os.fsdecode(name))
+        await self.fs.removexattr(inode, os.fsdecode(name))
 
     @fuse_errors
     async def statfs(self, ctx: Any) -> pyfuse3.StatvfsData:
