@@ -80,6 +80,13 @@ class InvalidKey(StorageError):
     errno = errno.EINVAL
 
 
+class NoSpace(StorageError):
+    """No room for the object or its metadata (a full disk, a quota, an xattr block): retrying
+    cannot help, so it is reported at once."""
+
+    errno = errno.ENOSPC
+
+
 class Archived(StorageError):
     """The object sits in an archive storage class (Glacier, Archive, Cold) and must be restored
     before it can be read. EREMOTE, as s3fs reports it: the data is not here to be read."""
@@ -449,6 +456,7 @@ __all__ = [
     "InvalidKey",
     "ListPage",
     "MultipartUpload",
+    "NoSpace",
     "NotFound",
     "ObjectInfo",
     "Payload",

@@ -31,6 +31,7 @@ from .base import (
     InvalidKey,
     ListPage,
     MultipartUpload,
+    NoSpace,
     NotFound,
     ObjectInfo,
     Payload,
@@ -59,6 +60,7 @@ FILE_MODE = 0o644
 _UPLOAD_ID = re.compile(r"[0-9a-f]{32}")
 _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
 _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
+_NO_ROOM = frozenset({errno.ENOSPC, errno.E2BIG, errno.EDQUOT})
 _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP})
 
 
@@ -73,8 +75,10 @@ class LocalStorage(Storage):
         conditional_write=True,
         metadata_in_listing=True,
         min_part_size=1,
-        max_metadata_bytes=None,
+        max_metadata_bytes=3072,
     )
+    """ext4 keeps a file's xattrs in one 4 KiB block; 3 KiB of names and values leaves room for
+    the per-entry overhead. Past the block, setxattr fails with ENOSPC: a NoSpace, not retried."""
 
     def __init__(self, root: str | os.PathLike[str]) -> None:
         self.root = os.path.abspath(root)
@@ -315,6 +319,8 @@ class LocalStorage(Storage):
             return PermissionDenied(f"access denied to {where}: {exc.strerror}", key=key)
         if exc.errno == errno.ENAMETOOLONG:
             return InvalidKey(f"key too long for a folder: {key!r}", key=key)
+        if exc.errno in _NO_ROOM:
+            return NoSpace(f"no room in folder {self.root} for {key or 'the write'}: {exc.strerror}", key=key)
         if exc.errno in _NO_XATTRS:
             return BadConfiguration(f"folder {self.root} is on a filesystem without user xattrs", key=key)
         return Unavailable(f"{where}: {exc.strerror or exc}", key=key)

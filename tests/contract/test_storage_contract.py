@@ -6,6 +6,7 @@ same wherever a user could tell the difference. Backend-specific promises follow
 
 from __future__ import annotations
 
+import errno
 import io
 import os
 import socket
@@ -26,6 +27,7 @@ from objfs.storage.base import (
     IntegrityError,
     InvalidKey,
     ListPage,
+    NoSpace,
     NotFound,
     PermissionDenied,
     PreconditionFailed,
@@ -526,6 +528,14 @@ def test_local_pages_match_the_reference_backend(local_storage: Storage) -> None
                 for limit in (1, 3, 1000):
                     expected = _all_pages(reference, prefix, delimiter, limit)
                     assert _all_pages(local_storage, prefix, delimiter, limit) == expected
+
+
+def test_local_metadata_past_the_xattr_block_is_no_space(local_storage: Storage) -> None:
+    """ext4 holds a file's xattrs in one block: more is ENOSPC at once, never a 30 s retry."""
+    with pytest.raises(NoSpace) as caught:
+        local_storage.write("big-meta", b"x", metadata={"xattr": "v" * 8192})
+    assert caught.value.errno == errno.ENOSPC
+    assert not local_storage.exists("big-meta")
 
 
 def test_local_check_names_a_missing_folder(tmp_path: Path) -> None:
