@@ -660,6 +660,7 @@ class FileSystem:
         if node.upload is not None:
             node.upload.touched(start, end)
         elif self._nursery is not None and node.staging and self._wants_parts(node.staging.size):
+            await self._learn_extra_meta(node)
             node.upload = self._new_upload(node)
         if node.upload is not None and self._nursery is not None and node.staging is not None:
             await node.upload.send_ready(node.staging, self._nursery)
@@ -703,6 +704,7 @@ class FileSystem:
             staging = node.staging
             if staging is None or not staging.dirty or node.unlinked:
                 return
+            await self._learn_extra_meta(node)
             metadata = encode_meta(node.posix_meta(), node.extra_meta)
             staging.dirty = False
             self.journal.closing(staging.path, metadata, node.content_type)
@@ -875,9 +877,7 @@ class FileSystem:
                 await self._write_marker(node)
                 return
             key = self.key(node)
-            if not node.meta_known:
-                current = await self._io(self.storage.stat, key)
-                node.extra_meta = {k: v for k, v in (current.metadata or {}).items() if k not in POSIX_NAMES}
+            await self._learn_extra_meta(node)
             metadata = encode_meta(node.posix_meta(), node.extra_meta)
             info = await self._io(
                 self.storage.copy, key, key, metadata=metadata, content_type=node.content_type
@@ -1080,9 +1080,18 @@ class FileSystem:
 
     async def _whole_metadata(self, node: Node) -> None:
         """A listing may not have carried the object's user metadata: one HEAD fetches it."""
-        if node.meta_known or not node.uploaded or node.dirty:
+        if not node.dirty:
+            await self._learn_extra_meta(node)
+
+    async def _learn_extra_meta(self, node: Node) -> None:
+        """Before objfs replaces an object's metadata, learn what else it carries (an S3 listing does
+        not say), so other tools' metadata survives a rewrite, as a file's xattrs survive `>`."""
+        if node.meta_known or not node.uploaded:
             return
-        info = await self._io(self.storage.stat, self.key(node))
+        try:
+            info = await self._io(self.storage.stat, self.key(node))
+        except NotFound:
+            return  # gone meanwhile: nothing to keep
         node.extra_meta = {k: v for k, v in (info.metadata or {}).items() if k.lower() not in POSIX_NAMES}
         node.meta_known = info.metadata is not None
 

@@ -257,3 +257,16 @@ def test_a_large_file_goes_up_in_parts_and_reads_back(
     assert bucket.get("big.bin") == data
     assert (mount.path / "big.bin").read_bytes() == data
     assert os.stat(mount.path / "big.bin").st_size == len(data)
+
+
+def test_rewriting_a_file_keeps_metadata_other_tools_gave_its_object(
+    tmp_path: Path, moto_endpoint: str, s3_bucket: str, s3_env: dict[str, str], s3_client
+) -> None:
+    """An S3 listing carries no metadata, so objfs must ask before replacing it on `>`."""
+    s3_client.put_object(Bucket=s3_bucket, Key="prefs.json", Body=b"{}", Metadata={"color": "blue"})
+    with mounted(f"s3://{s3_bucket}", tmp_path, s3_env, "--endpoint", moto_endpoint) as mount:
+        assert sorted(os.listdir(mount.path)) == ["prefs.json"]  # known from the listing only
+        (mount.path / "prefs.json").write_text('{"theme": "dark"}\n')
+    head = s3_client.head_object(Bucket=s3_bucket, Key="prefs.json")
+    assert head["Metadata"]["color"] == "blue"
+    assert s3_client.get_object(Bucket=s3_bucket, Key="prefs.json")["Body"].read() == b'{"theme": "dark"}\n'
