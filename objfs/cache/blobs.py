@@ -18,7 +18,7 @@ from objfs.storage.base import content_md5
 
 from .sqlite import SqliteStore
 
-_COLUMNS = "key, content_type, metadata, size, checksum, etag, created_at, part_checksums"
+_COLUMNS = "key, content_type, metadata, size, checksum, etag, created_at, part_checksums, content_type_from"
 
 
 @dataclass(frozen=True)
@@ -33,6 +33,8 @@ class BlobRecord:
     metadata: dict[str, Any] = field(default_factory=dict)
     created_at: float = field(default_factory=time.time)
     part_checksums: list[str] = field(default_factory=list)
+    content_type_from: str | None = None
+    """"name" or "content" when objfs identified the content type; None when it was given."""
     filename: str = field(init=False)
 
     def __post_init__(self) -> None:
@@ -51,14 +53,21 @@ class BlobRecords(SqliteStore):
         checksum TEXT NOT NULL,
         etag TEXT NOT NULL,
         created_at REAL NOT NULL,
-        part_checksums TEXT NOT NULL
+        part_checksums TEXT NOT NULL,
+        content_type_from TEXT
     );
     """
+
+    def __init__(self, path: str) -> None:
+        super().__init__(path)
+        columns = {row[1] for row in self.execute("PRAGMA table_info(blob_records)")}
+        if "content_type_from" not in columns:  # a cache directory from before the column existed
+            self.execute("ALTER TABLE blob_records ADD COLUMN content_type_from TEXT")
 
     def put(self, record: BlobRecord) -> None:
         """Record `record`, replacing whatever was known about its key."""
         self.execute(
-            f"INSERT OR REPLACE INTO blob_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+            f"INSERT OR REPLACE INTO blob_records ({_COLUMNS}) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
             (
                 record.key,
                 record.content_type,
@@ -68,6 +77,7 @@ class BlobRecords(SqliteStore):
                 record.etag,
                 record.created_at,
                 json.dumps(record.part_checksums),
+                record.content_type_from,
             ),
         )
 
@@ -121,7 +131,7 @@ def checksum_matches(record: BlobRecord, checksum: str) -> bool:
 
 
 def _record(row: tuple[Any, ...]) -> BlobRecord:
-    key, content_type, metadata, size, checksum, etag, created_at, parts = row
+    key, content_type, metadata, size, checksum, etag, created_at, parts, content_type_from = row
     return BlobRecord(
         key=key,
         size=size,
@@ -131,6 +141,7 @@ def _record(row: tuple[Any, ...]) -> BlobRecord:
         metadata=json.loads(metadata),
         created_at=created_at,
         part_checksums=json.loads(parts),
+        content_type_from=content_type_from,
     )
 
 

@@ -96,6 +96,7 @@ def _as_json(record: BlobRecord) -> dict[str, object]:
         "key": record.key,
         "filename": record.filename,
         "content_type": record.content_type,
+        "content_type_from": record.content_type_from,
         "metadata": record.metadata,
         "byte_size": record.size,
         "checksum": record.checksum,

@@ -51,6 +51,10 @@ class Staging:
         for chunk in chunks:
             offset += os.pwrite(self._fd, chunk, offset)
 
+    def head(self, size: int) -> bytes:
+        """The first bytes, to identify the content type of a file whose name does not tell."""
+        return os.pread(self._fd, size, 0)
+
     def open_for_upload(self) -> BinaryIO:
         """An independent reader at offset 0, so an upload never races the writers' offsets."""
         return open(self.path, "rb")

@@ -35,6 +35,8 @@ class Node:
     ctime_ns: int = 0
     etag: str | None = None
     content_type: str | None = None
+    content_type_from: str | None = None
+    """How objfs identified the content type ("name" or "content"); None if the object said."""
     extra_meta: dict[str, str] = field(default_factory=dict)
     meta_known: bool = False
     """Whether `extra_meta` is the object's whole user metadata (a listing may not have said)."""

@@ -13,7 +13,6 @@ import contextlib
 import errno
 import itertools
 import logging
-import mimetypes
 import os
 import re
 import stat
@@ -41,7 +40,7 @@ from ..storage.base import (
     Unsupported,
     content_md5,
 )
-from . import xattrs
+from . import content_type, xattrs
 from .config import FsConfig
 from .handles import Handle, Staging
 from .inodes import ROOT_INO, InodeTable, Node
@@ -582,7 +581,8 @@ class FileSystem:
         path = await self._free_path(parent_ino, name)
         node = self._new_node(path, stat.S_IFREG | stat.S_IMODE(mode))
         node.uid, node.gid = uid, gid
-        node.content_type = mimetypes.guess_type(name)[0]
+        node.content_type = content_type.from_name(name)
+        node.content_type_from = content_type.FROM_NAME if node.content_type else None
         node.meta_known = True
         node.touch()
         node.atime_ns = node.mtime_ns
@@ -661,6 +661,7 @@ class FileSystem:
             node.upload.touched(start, end)
         elif self._nursery is not None and node.staging and self._wants_parts(node.staging.size):
             await self._learn_extra_meta(node)
+            self._identify_content(node, node.staging)
             node.upload = self._new_upload(node)
         if node.upload is not None and self._nursery is not None and node.staging is not None:
             await node.upload.send_ready(node.staging, self._nursery)
@@ -705,6 +706,7 @@ class FileSystem:
             if staging is None or not staging.dirty or node.unlinked:
                 return
             await self._learn_extra_meta(node)
+            self._identify_content(node, staging)
             metadata = encode_meta(node.posix_meta(), node.extra_meta)
             staging.dirty = False
             self.journal.closing(staging.path, metadata, node.content_type)
@@ -747,20 +749,34 @@ class FileSystem:
                     content_type=node.content_type,
                     md5=md5,
                 )
-        self._record_blob(info, md5, node.content_type, metadata)
+        self._record_blob(info, md5, node, metadata)
         return info, metadata
+
+    def _identify_content(self, node: Node, staging: Staging) -> None:
+        """A file whose name told nothing gets the type its first bytes show, before it is stored."""
+        if node.content_type is not None or node.content_type_from is not None:
+            return
+        node.content_type = content_type.from_content(staging.head(content_type.HEAD_BYTES))
+        node.content_type_from = content_type.FROM_CONTENT if node.content_type else None
 
     def _record_blob(
         self,
         info: ObjectInfo,
         md5: str,
-        content_type: str | None,
+        node: Node,
         metadata: dict[str, str],
         part_md5s: list[str] | None = None,
     ) -> None:
         self.blobs.put(
             BlobRecord(
-                info.key, info.size, md5, info.etag, content_type, metadata, part_checksums=part_md5s or []
+                info.key,
+                info.size,
+                md5,
+                info.etag,
+                node.content_type,
+                metadata,
+                part_checksums=part_md5s or [],
+                content_type_from=node.content_type_from,
             )
         )
 
@@ -798,7 +814,7 @@ class FileSystem:
             )
         else:
             metadata = upload.metadata
-        self._record_blob(info, md5, node.content_type, metadata, upload.part_md5s())
+        self._record_blob(info, md5, node, metadata, upload.part_md5s())
         return info, metadata
 
     async def _truncate(self, node: Node, size: int) -> None:
@@ -1094,6 +1110,7 @@ class FileSystem:
             return  # gone meanwhile: nothing to keep
         node.extra_meta = {k: v for k, v in (info.metadata or {}).items() if k.lower() not in POSIX_NAMES}
         node.meta_known = info.metadata is not None
+        node.content_type = node.content_type or info.content_type  # a listing does not say either
 
     async def _store_xattrs(self, node: Node, values: dict[str, bytes]) -> None:
         """Stored like chmod: coalesced into one self-copy, or carried by the pending upload."""
