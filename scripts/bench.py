@@ -751,7 +751,7 @@ def run_all(bench: Bench, latency_ms: float, latency_files: int) -> list[Row]:
 def run_s3(bench: Bench, latency_ms: float, latency_files: int) -> list[Row]:
     rows: list[Row] = []
     with moto_server() as server:
-        s3 = S3Backend("s3", server.endpoint, RequestLog(server.log_dir / "moto.log"))
+        s3 = S3Backend("s3", server.endpoint, RequestLog(server.log_dir / "server.log"))
         s3.client.create_bucket(Bucket=BUCKET)
         check_request_log(bench, s3)
         for figure in ALL_FIGURES:

@@ -137,6 +137,9 @@ class FileSystem:
         )
         self.inodes = InodeTable(root)
         self.listings: ListingCache[Node] = ListingCache(config.dir_timeout)
+        self.counted: ListingCache[Node] = ListingCache(config.dir_timeout)
+        """Listings taken to count subdirectories: they serve readdir and names they hold, never an
+        absence, so an object another tool just wrote is still found by name at once."""
         self.handles: dict[int, Handle] = {}
         self.dir_handles: dict[int, DirHandle] = {}
         self._fh = itertools.count(1)
@@ -304,7 +307,10 @@ class FileSystem:
         if node is not None and self._current(node):
             return node
         listing = self.listings.fresh(parent.path)
-        if listing is None and self.listings.worth_listing(
+        counted = self.counted.fresh(parent.path) if listing is None else None
+        if counted is not None and name in counted:
+            listing = counted
+        elif listing is None and self.listings.worth_listing(
             parent.path, RELIST_ENTRIES, PROBES_BEFORE_LISTING
         ):
             listing = {name: found for name, found in await self._list_dir(parent)}
@@ -314,9 +320,9 @@ class FileSystem:
         if found is None:
             return None
         found = self._live(found)
-        if self._current(found) or found.meta_known:
-            return found
-        return await self._head_file(path) if not found.is_dir else await self._probe(path)
+        if self._current(found) or found.meta_known or found.is_dir:
+            return found  # a directory is a name in a fresh listing: nothing more to ask
+        return await self._head_file(path)
 
     async def _head_file(self, path: str) -> Node | None:
         """A listing said `path` is a file: one HEAD for the user metadata it did not carry."""
@@ -348,7 +354,7 @@ class FileSystem:
         """2 + subdirectories for a directory, from a fresh listing or count; None when not known now."""
         if not node.is_dir:
             return 1
-        listing = self.listings.fresh(node.path)
+        listing = self._fresh_listing(node.path)
         if listing is not None:
             return 2 + sum(1 for child in listing.values() if child.is_dir)
         if node.subdirs is None or time.monotonic() - node.subdirs_counted >= self.config.dir_timeout:
@@ -361,6 +367,7 @@ class FileSystem:
         kept to answer lookups, so an object another tool just wrote is found by name at once."""
         if self.nlink(node) is None:
             entries = await self._fetch_listing(node)
+            self.counted.store(node.path, entries)
             node.subdirs = sum(1 for child in entries.values() if child.is_dir)
             node.subdirs_counted = time.monotonic()
         return node
@@ -427,7 +434,8 @@ class FileSystem:
     async def _list_dir(self, node: Node) -> list[tuple[str, Node]]:
         cached = self.listings.fresh(node.path)
         if cached is None:
-            cached = await self._fetch_listing(node)
+            counted = self.counted.fresh(node.path)  # just taken to count subdirectories
+            cached = await self._fetch_listing(node) if counted is None else counted
             self.listings.store(node.path, cached)
         return sorted((name, self._live(node)) for name, node in cached.items())
 
@@ -543,10 +551,22 @@ class FileSystem:
         page = await self._io(self.storage.list, marker, "/", None, 2)
         return bool(page.prefixes) or any(o.key != marker for o in page.objects)
 
+    def _fresh_listing(self, path: str) -> dict[str, Node] | None:
+        listing = self.listings.fresh(path)
+        return self.counted.fresh(path) if listing is None else listing
+
+    def _listings_added(self, path: str, node: Node) -> None:
+        for cache in (self.listings, self.counted):
+            cache.added(path, node)
+
+    def _listings_removed(self, path: str) -> None:
+        for cache in (self.listings, self.counted):
+            cache.removed(path)
+
     def _added(self, node: Node) -> None:
         """A name this mount created: known at once to lookups and cached listings."""
         self.inodes.add(node)
-        self.listings.added(node.path, node)
+        self._listings_added(node.path, node)
         if node.is_dir:
             self.listings.store(node.path, {})
             self._recount_parent(node.path)
@@ -554,7 +574,7 @@ class FileSystem:
     def _gone(self, node: Node) -> None:
         if node.is_dir:
             self._recount_parent(node.path)
-        self.listings.removed(node.path)
+        self._listings_removed(node.path)
         self.records.forget(self.key(node))
         self.blobs.forget(self.key(node))
         node.unlinked = True
@@ -984,11 +1004,11 @@ class FileSystem:
             await self._move_tree(node, new_path)
         else:
             await self._move_file(node, new_path)
-        self.listings.removed(node.path)
+        self._listings_removed(node.path)
         if node.is_dir:
             self._recount_parent(node.path)
         self.inodes.move(node.path, new_path)
-        self.listings.added(new_path, node)
+        self._listings_added(new_path, node)
         if node.is_dir:
             self._recount_parent(new_path)
 

@@ -140,13 +140,16 @@ def timestamps(info: ObjectInfo, metadata: Mapping[str, str] | None, body: bytes
 
     Without objfs's metadata (an object a tool wrote) both are its modification time. `updated_at`
     is trusted only while the body is the one it was stamped with (or when the body is not at hand,
-    as before a put, where only `created_at` matters).
+    as before a put, where only `created_at` matters); otherwise the body was edited by a tool, at
+    the object's modification time.
     """
     mtime = int(info.mtime * 1000)
     metadata = metadata or {}
     created, updated = _millis(metadata, CREATED_AT), _millis(metadata, UPDATED_AT)
     same_body = body is None or metadata.get(VALUE_MD5) == content_md5(body)
-    return (mtime if created is None else created, updated if updated is not None and same_body else mtime)
+    created = mtime if created is None else created
+    # a service's mtime may be whole seconds: an edit can never seem older than the creation
+    return created, updated if updated is not None and same_body else max(mtime, created)
 
 
 def item_of(

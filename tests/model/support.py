@@ -82,11 +82,17 @@ for _name in REQUESTS:
 
 
 class S3ListingStorage(CountingStorage):
-    """Listings without user metadata, as S3's ListObjectsV2 returns them."""
+    """Listings without user metadata, as S3's ListObjectsV2 returns them; `listed` records the
+    prefix of every page asked for."""
+
+    def __init__(self, bucket: str, *, delay: float = 0.0) -> None:
+        super().__init__(bucket, delay=delay)
+        self.listed: list[str] = []
 
     def list(
         self, prefix: str = "", delimiter: str | None = "/", token: str | None = None, limit: int = 1000
     ) -> ListPage:
+        self.listed.append(prefix)
         page = super().list(prefix, delimiter, token, limit)
         page.objects = [replace(info, metadata=None) for info in page.objects]
         return page

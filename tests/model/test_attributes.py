@@ -135,3 +135,20 @@ async def test_mode_metadata(vfs: Client, bucket: MemoryStorage, meta: dict[str,
         int(meta.get("uid", vfs.fs.config.uid)),
         int(meta.get("gid", vfs.fs.config.gid)),
     )
+
+
+async def test_ls_l_of_a_big_directory_lists_it_once(mounts: Mounts, bucket: MemoryStorage) -> None:
+    """lookup, stat (which counts subdirectories for st_nlink), readdir, stat of every entry:
+    the directory is listed once, a page per 1,000 names, and no entry costs a HEAD."""
+    seed(bucket, {f"big/f{i:04d}": b"x" for i in range(2500)})
+    storage = S3ListingStorage(mounts.bucket)
+    vfs = mounts.mount(storage, cache="empty")
+    big = await vfs.lookup("big")
+    await vfs.fs.getattr(big.ino)
+    entries = await vfs.listdir("big")
+    for node in entries.values():
+        await vfs.fs.getattr(node.ino)
+    assert len(entries) == 2500
+    listings_of_big = [prefix for prefix in storage.listed if prefix == "big/"]
+    assert len(listings_of_big) == 1 + 3  # the probe that found "big" a directory, then 3 pages
+    assert storage.calls["stat"] == 1  # that probe's HEAD: no entry costs one
