@@ -39,6 +39,7 @@ import contextlib
 import hashlib
 import re
 import secrets
+import ssl
 import string
 import threading
 import time
@@ -861,6 +862,14 @@ def _unreachable_reason(exc: AzureError) -> str:
         return "connection timed out"
     if isinstance(exc, ServiceResponseTimeoutError):
         return "no answer in time (read timed out)"
+    cause: BaseException | None = exc
+    while cause is not None:  # an untrusted certificate is buried under requests' and urllib3's errors
+        if isinstance(cause, ssl.SSLCertVerificationError):
+            return (
+                f"the server's certificate could not be verified ({cause.verify_message}); "
+                f"set {CA_BUNDLE} to a PEM file of the CAs to trust"
+            )
+        cause = _next_cause(cause)
     return unreachable_reason(exc, _next_cause, detail=_first_line(exc))
 
 

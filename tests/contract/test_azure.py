@@ -2,14 +2,15 @@
 
 Everything runs against Azurite on loopback. Azurite checks Shared Key and SAS signatures and
 Content-MD5, keeps access tiers (and refuses to read an Archive blob), and logs request headers
-with `--debug`, which is how the encryption-scope test sees what reached it. It serves HTTPS only
-with a certificate, which servers.process cannot probe yet, so customer-provided keys (HTTPS only)
-are checked up to the configuration.
+with `--debug`, which is how the encryption tests see what reached it. A second Azurite serves
+HTTPS with a self-signed certificate, for STORAGE_CA_BUNDLE and customer-provided keys (which Azure
+takes only over HTTPS, and Azurite accepts but ignores).
 """
 
 from __future__ import annotations
 
 import base64
+import hashlib
 import json
 import re
 import sys
@@ -27,7 +28,7 @@ from azure.storage.blob import (
     generate_account_sas,
 )
 from backends import azure as azure_backend
-from servers.azurite import ACCOUNT, ACCOUNT_KEY, account_url, start_azurite
+from servers.azurite import ACCOUNT, ACCOUNT_KEY, HttpsAzurite, account_url, start_azurite
 from servers.canned import closed_port
 
 from objfs.storage import registry
@@ -438,3 +439,93 @@ def test_azure_sas_token_works_and_gives_no_url(azure_settings: dict[str, str]) 
     assert (storage.read("t"), storage.stat("t").metadata) == (b"sas", {"objfs-test": "1"})
     with pytest.raises(Unsupported):
         storage.url("s")
+
+
+# -- HTTPS: a CA bundle and customer-provided keys ---------------------------------------------
+
+
+@pytest.fixture
+def https_settings(azurite_https: HttpsAzurite) -> dict[str, str]:
+    """A fresh container on the HTTPS Azurite, in settings without its CA bundle (tests add it)."""
+    container = f"objfs-tls-{uuid.uuid4().hex[:16]}"
+    credential = {"account_name": ACCOUNT, "account_key": ACCOUNT_KEY}
+    with BlobServiceClient(
+        azurite_https.endpoint, credential=credential, connection_verify=azurite_https.ca_bundle
+    ) as client:
+        client.create_container(container)
+    return {
+        "STORAGE_TYPE": "azure-blob",
+        "AZURE_BLOB_ACCOUNT_URL": azurite_https.endpoint,
+        "AZURE_BLOB_ACCOUNT_NAME": ACCOUNT,
+        "AZURE_BLOB_ACCOUNT_KEY": ACCOUNT_KEY,
+        "AZURE_BLOB_CONTAINER_NAME": container,
+    }
+
+
+def test_azure_ca_bundle_trusts_a_self_signed_endpoint(
+    https_settings: dict[str, str], azurite_https: HttpsAzurite
+) -> None:
+    assert https_settings["AZURE_BLOB_ACCOUNT_URL"].startswith("https://127.0.0.1:")
+    storage = _open(https_settings, STORAGE_CA_BUNDLE=azurite_https.ca_bundle)
+    storage.check()
+    written = storage.write("tls/k", b"over https", metadata={"mode": "0644"})
+    assert storage.read("tls/k") == b"over https"
+    info = storage.stat("tls/k")
+    assert (info.size, info.etag, info.metadata) == (10, written.etag, {"mode": "0644"})
+    storage.close()
+
+
+def test_azure_untrusted_certificate_is_named(https_settings: dict[str, str]) -> None:
+    """Without the CA bundle the system's CAs are trusted, and the certificate is self-signed."""
+    storage = _open(https_settings)
+    with pytest.raises(Unavailable) as caught:
+        storage.check()
+    assert str(caught.value) == (
+        f"cannot reach {https_settings['AZURE_BLOB_ACCOUNT_URL']}: the server's certificate could not be "
+        "verified (self-signed certificate); set STORAGE_CA_BUNDLE to a PEM file of the CAs to trust"
+    )
+
+
+def test_azure_customer_key_is_sent_with_every_request_of_the_blob(
+    https_settings: dict[str, str], azurite_https: HttpsAzurite
+) -> None:
+    """Azurite accepts a customer-provided key but ignores it: it stores the bytes as they came and
+    serves them to a reader with no key or another key, where Azure answers 409
+    BlobUsesCustomerProvidedKey. So the test reads the blob back, records what Azurite does without
+    the key, and checks in Azurite's --debug log that the key, its SHA-256 and the algorithm went
+    with every write (Put Blob, Put Block, Put Block List) and read (HEAD, GET) of objfs's storage.
+    """
+    raw = b"objfs-testing-customer-key-32byt"
+    key, digest = base64.b64encode(raw).decode(), base64.b64encode(hashlib.sha256(raw).digest()).decode()
+    trusted = {**https_settings, "STORAGE_CA_BUNDLE": azurite_https.ca_bundle}
+    storage = _open(trusted, STORAGE_SSE="sse-c", STORAGE_SSE_C_KEY=key)
+    storage.write("cpk", b"secret", metadata={"mode": "0600"})
+    assert storage.read("cpk") == b"secret"
+    assert storage.stat("cpk").metadata == {"mode": "0600"}
+    upload_id = storage.create_multipart("cpk-parts")
+    part = storage.upload_part("cpk-parts", upload_id, 1, b"part", content_md5(b"part"))
+    assert storage.complete_multipart("cpk-parts", upload_id, [part]).size == 4
+
+    assert _open(trusted).read("cpk") == b"secret"  # Azurite ignores the key; Azure would refuse
+
+    container = https_settings["AZURE_BLOB_CONTAINER_NAME"]
+    log = azurite_https.debug_log
+    puts = _logged(log, "PUT", f"{container}/cpk", 1) + _logged(log, "PUT", f"{container}/cpk-parts", 2)
+    heads = _logged(log, "HEAD", f"{container}/cpk", 1)
+    reads = _logged(log, "GET", f"{container}/cpk", 2)
+    assert (len(puts), len(heads), len(reads)) == (3, 1, 2)
+    expected = {"x-ms-encryption-key": key, "x-ms-encryption-key-sha256": digest}
+    expected["x-ms-encryption-algorithm"] = "AES256"
+    for headers in [*puts, *heads, reads[0]]:
+        assert {name: headers.get(name) for name in expected} == expected
+    assert "x-ms-encryption-key" not in reads[1]  # the read without the key
+
+
+def _logged(log_path: str, method: str, key: str, count: int) -> list[dict[str, str]]:
+    """The headers of `method` requests on `key` in Azurite's log, once `count` are there (or 10 s)."""
+    deadline = time.monotonic() + 10
+    while True:
+        found = _headers_sent(log_path, method, key)
+        if len(found) >= count or time.monotonic() > deadline:
+            return found
+        time.sleep(0.05)

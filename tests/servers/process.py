@@ -10,6 +10,7 @@ import http.client
 import os
 import shutil
 import socket
+import ssl
 import subprocess
 import tempfile
 import time
@@ -27,10 +28,11 @@ class ServerProcess:
     port: int
     process: subprocess.Popen[bytes]
     log_dir: Path
+    tls: bool = False
 
     @property
     def endpoint(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
 
     @property
     def pid(self) -> int:
@@ -61,8 +63,13 @@ def start_server(
     env: Mapping[str, str] | None = None,
     probe_path: str = "/",
     timeout: float = STARTUP_TIMEOUT,
+    tls: bool = False,
 ) -> ServerProcess:
-    """Run `command` with `{port}` replaced by a free port; return once it answers HTTP there."""
+    """Run `command` with `{port}` replaced by a free port; return once it answers HTTP there.
+
+    With `tls` the server speaks HTTPS: the probe trusts any certificate (the fixture made it, and
+    tests check verification themselves) and `endpoint` says https.
+    """
     log_dir = Path(tempfile.mkdtemp(prefix=f"objfs-{name}-"))
     port = free_port()
     argv = [part.replace("{port}", str(port)).replace("{dir}", str(log_dir)) for part in command]
@@ -70,7 +77,7 @@ def start_server(
         process = subprocess.Popen(
             argv, stdin=subprocess.DEVNULL, stdout=log, stderr=subprocess.STDOUT, env=dict(env or os.environ)
         )
-    server = ServerProcess(name, port, process, log_dir)
+    server = ServerProcess(name, port, process, log_dir, tls)
     try:
         _wait_until_answering(server, probe_path, timeout)
     except BaseException:
@@ -91,15 +98,19 @@ def _wait_until_answering(server: ServerProcess, probe_path: str, timeout: float
         code = server.process.poll()
         if code is not None:
             raise RuntimeError(f"{server.name} exited with status {code}:\n{server.log}")
-        if _answers(server.port, probe_path):
+        if _answers(server.port, probe_path, server.tls):
             return
         time.sleep(0.05)
     raise RuntimeError(f"{server.name} did not answer at {server.endpoint} in {timeout:.0f} s:\n{server.log}")
 
 
-def _answers(port: int, path: str) -> bool:
+def _answers(port: int, path: str, tls: bool = False) -> bool:
     """Any HTTP answer, even an error status, means the server is up; http.client ignores proxies."""
-    connection = http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    connection = (
+        http.client.HTTPSConnection("127.0.0.1", port, timeout=1, context=ssl._create_unverified_context())
+        if tls
+        else http.client.HTTPConnection("127.0.0.1", port, timeout=1)
+    )
     try:
         connection.request("GET", path)
         connection.getresponse().read()
