@@ -448,6 +448,35 @@ class Storage(ABC):
             )
 
 
+class WithoutMultipart(Storage):
+    """A backend whose service has no multipart uploads. It declares `multipart=False`, so the
+    filesystem writes each object in one request; these refuse, naming the service."""
+
+    multipart_refusal: ClassVar[str] = ""
+    """What follows `<scheme> has no multipart uploads` in the refusal: what bounds one upload."""
+
+    def create_multipart(
+        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
+    ) -> str:
+        raise self._no_multipart(key)
+
+    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
+        raise self._no_multipart(key)
+
+    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
+        raise self._no_multipart(key)
+
+    def abort_multipart(self, key: str, upload_id: str) -> None:
+        raise self._no_multipart(key)
+
+    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
+        """None can be in progress: `create_multipart` never starts one."""
+        return []
+
+    def _no_multipart(self, key: str | None) -> Unsupported:
+        return Unsupported(f"{self.scheme} has no multipart uploads{self.multipart_refusal}", key=key)
+
+
 __all__ = [
     "Archived",
     "BadConfiguration",
@@ -467,6 +496,7 @@ __all__ = [
     "Unavailable",
     "Unsupported",
     "UploadedPart",
+    "WithoutMultipart",
     "absent_fails_if_match",
     "content_md5",
     "one_line",

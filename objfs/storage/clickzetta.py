@@ -70,7 +70,6 @@ from .base import (
     Capabilities,
     InvalidKey,
     ListPage,
-    MultipartUpload,
     NotFound,
     ObjectInfo,
     Payload,
@@ -78,8 +77,7 @@ from .base import (
     Storage,
     StorageError,
     Unavailable,
-    Unsupported,
-    UploadedPart,
+    WithoutMultipart,
     one_line,
     payload_size,
     verify_md5,
@@ -255,7 +253,7 @@ class _Volume:
         return f"clickzetta{'+table' if self.kind == 'table' else ''}://{self.name}"
 
 
-class ClickzettaStorage(Storage):
+class ClickzettaStorage(WithoutMultipart):
     """One volume; one connection (logged in at the first call), shared by every worker thread."""
 
     scheme = "clickzetta"
@@ -421,24 +419,6 @@ class ClickzettaStorage(Storage):
             self._remove(self._path(key), key)
         for sidecar in entry.sidecars:
             self._remove(sidecar.path, key)
-
-    def create_multipart(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
-    ) -> str:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
-        """None can be in progress: `create_multipart` never starts one."""
-        return []
 
     def url(self, key: str, expires: int = 3600) -> str:
         """The service's presigned URL of the file (it does not check that the file exists)."""

@@ -48,7 +48,6 @@ from .base import (
     Capabilities,
     InvalidKey,
     ListPage,
-    MultipartUpload,
     NotFound,
     ObjectInfo,
     Payload,
@@ -58,7 +57,7 @@ from .base import (
     StorageError,
     Unavailable,
     Unsupported,
-    UploadedPart,
+    WithoutMultipart,
     payload_size,
     verify_md5,
 )
@@ -146,7 +145,7 @@ _UNREACHABLE = (
 )
 
 
-class OpendalStorage(Storage):
+class OpendalStorage(WithoutMultipart):
     """One operator, built once and shared by every worker thread (OpenDAL operators are thread-safe)."""
 
     scheme = "opendal"
@@ -354,24 +353,6 @@ class OpendalStorage(Storage):
                     self._op.delete(_sidecar_path(key))
         if self.service in FOLDER_SERVICES:
             self._prune(key if key.endswith("/") else _parent(key))
-
-    def create_multipart(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
-    ) -> str:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        raise Unsupported(f"{self.scheme} has no multipart uploads", key=key)
-
-    def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
-        """None can be in progress: `create_multipart` never starts one."""
-        return []
 
     def url(self, key: str, expires: int = 3600) -> str:
         """A presigned GET where the service signs (S3, GCS, ...), a file:// URL for fs.

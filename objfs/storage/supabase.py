@@ -55,8 +55,7 @@ from .base import (
     Storage,
     StorageError,
     Unavailable,
-    Unsupported,
-    UploadedPart,
+    WithoutMultipart,
     one_line,
     payload_bytes,
     unreachable_reason,
@@ -78,11 +77,12 @@ _FOLDER = ObjectInfo("", 0, "", 0.0)
 sub-prefix without reading its info."""
 
 
-class SupabaseStorage(Storage):
+class SupabaseStorage(WithoutMultipart):
     """One bucket; every method is one request, plus a stat after write and copy for the new etag."""
 
     scheme = "supabase"
     names = SettingNames(bucket="SUPABASE_BUCKET_NAME", endpoint="SUPABASE_URL")
+    multipart_refusal = "; objects are written in one upload (up to the project's upload size limit)"
     capabilities = Capabilities(
         copy=True,
         multipart=False,
@@ -236,21 +236,8 @@ class SupabaseStorage(Storage):
         with self._calls(key):
             self._files.remove([_name(key)])
 
-    def create_multipart(
-        self, key: str, *, metadata: dict[str, str] | None = None, content_type: str | None = None
-    ) -> str:
-        raise self._no_multipart(key)
-
-    def upload_part(self, key: str, upload_id: str, number: int, data: Payload, md5: str) -> UploadedPart:
-        raise self._no_multipart(key)
-
-    def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
-        raise self._no_multipart(key)
-
-    def abort_multipart(self, key: str, upload_id: str) -> None:
-        raise self._no_multipart(key)
-
     def list_multipart(self, prefix: str = "") -> list[MultipartUpload]:
+        """Refused rather than empty, so `objfs gc --all` says why there is nothing to find."""
         raise self._no_multipart(None)
 
     def url(self, key: str, expires: int = 3600) -> str:
@@ -365,13 +352,6 @@ class SupabaseStorage(Storage):
 
     def _where(self, key: str | None) -> str:
         return f"{self.scheme}://{self.bucket}/{key}" if key else self.describe()
-
-    def _no_multipart(self, key: str | None) -> Unsupported:
-        return Unsupported(
-            "supabase has no multipart uploads; objects are written in one upload "
-            "(up to the project's upload size limit)",
-            key=key,
-        )
 
 
 def _name(key: str) -> str:
