@@ -26,7 +26,6 @@ from baidubce.retry.retry_policy import NoRetryPolicy
 from baidubce.services.bos.bos_client import BosClient
 
 from .base import (
-    STREAM_CHUNK,
     BadConfiguration,
     Capabilities,
     InvalidKey,
@@ -46,7 +45,7 @@ from .base import (
     payload_size,
     socket_reason,
 )
-from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, S3FamilyStorage
+from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, BodyReads, S3FamilyStorage
 from .settings import CA_BUNDLE, PROXY, SSE, STORAGE_CLASS, SettingNames, Settings
 
 BUCKET = "BAIDU_OBS_BUCKET_NAME"
@@ -67,7 +66,7 @@ _ERRORS_BY_CODE: dict[str, type[StorageError]] = {
 }
 
 
-class BosStorage(S3FamilyStorage):
+class BosStorage(BodyReads, S3FamilyStorage):
     """One bucket; every method is one BOS request, except copy (a stat first) and complete (a stat
     after), and a copy of a source over `copy_limit`, which takes one request per part."""
 
@@ -148,26 +147,6 @@ class BosStorage(S3FamilyStorage):
             headers.get("content-type"),
             {name[len(META) :]: value for name, value in headers.items() if name.startswith(META)},
         )
-
-    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        if length == 0:
-            self.stat(key)  # no empty range exists, but a missing key must still be NotFound
-            return b""
-        with self._calls(key):
-            body = self._body(key, offset, length)
-            if body is None:
-                return b""
-            with contextlib.closing(body):
-                return body.read()
-
-    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
-        with self._calls(key):
-            body = self._body(key, offset, None)
-            if body is None:
-                return
-            with contextlib.closing(body):
-                while chunk := body.read(STREAM_CHUNK):
-                    yield chunk
 
     def write(
         self,

@@ -18,7 +18,6 @@ from oss2.exceptions import ClientError, InconsistentError, OssError, RequestErr
 from oss2.models import PartInfo
 
 from .base import (
-    STREAM_CHUNK,
     BadConfiguration,
     Capabilities,
     IntegrityError,
@@ -38,7 +37,7 @@ from .base import (
     payload_size,
     unreachable_reason,
 )
-from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, S3FamilyStorage, server_time
+from .s3_family import S3_ERRORS_BY_CODE, S3_REJECTED_CREDENTIALS, BodyReads, S3FamilyStorage, server_time
 from .settings import CA_BUNDLE, PROXY, SSE, SSE_KMS_KEY_ID, STORAGE_CLASS, SettingNames, Settings
 
 AUTH_VERSIONS = ("v1", "v4")
@@ -130,7 +129,7 @@ class OssConnection:
         return headers
 
 
-class OssStorage(S3FamilyStorage):
+class OssStorage(BodyReads, S3FamilyStorage):
     """One bucket; every method is one OSS request (copy, complete: two), except a copy of a
     source over `copy_limit`, which takes one request per part.
 
@@ -197,25 +196,6 @@ class OssStorage(S3FamilyStorage):
             head.content_type,
             _metadata(head.headers),
         )
-
-    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        if length == 0:
-            self.stat(key)  # no empty range exists, but a missing key must still be NotFound
-            return b""
-        with self._calls(key):
-            body = self._body(key, offset, length)
-            if body is None:
-                return b""
-            with contextlib.closing(body):
-                return body.read()
-
-    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
-        with self._calls(key):
-            body = self._body(key, offset, None)
-            if body is None:
-                return
-            with contextlib.closing(body):
-                yield from iter(lambda: body.read(STREAM_CHUNK), b"")
 
     def write(
         self,

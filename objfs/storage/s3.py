@@ -29,7 +29,6 @@ from botocore.exceptions import (
 from botocore.exceptions import ConnectionError as SdkConnectionError
 
 from .base import (
-    STREAM_CHUNK,
     BadConfiguration,
     Capabilities,
     InvalidKey,
@@ -52,6 +51,7 @@ from .base import (
 from .s3_family import (
     AWS_ERRORS_BY_CODE,
     AWS_REJECTED_CREDENTIALS,
+    BodyReads,
     S3FamilyStorage,
     byte_range,
     server_time,
@@ -170,7 +170,7 @@ def _signature_version(text: str | None) -> str | None:
     return version
 
 
-class S3Storage(S3FamilyStorage):
+class S3Storage(BodyReads, S3FamilyStorage):
     """One bucket; every method is one (or, for copy and complete, two) S3 requests, except a copy
     of a source over `copy_limit`, which takes one request per part."""
 
@@ -237,22 +237,6 @@ class S3Storage(S3FamilyStorage):
             head.get("ContentType"),
             head.get("Metadata", {}),
         )
-
-    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
-        if length == 0:
-            self.stat(key)  # S3 has no empty range, but a missing key must still be NotFound
-            return b""
-        with self._calls(key):
-            body = self._body(key, offset, length)
-            return b"" if body is None else body.read()
-
-    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
-        with self._calls(key):
-            body = self._body(key, offset, None)
-            if body is None:
-                return
-            with contextlib.closing(body):
-                yield from body.iter_chunks(STREAM_CHUNK)
 
     def write(
         self,

@@ -12,12 +12,13 @@ import contextlib
 import functools
 import time
 from abc import abstractmethod
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Iterator, Mapping
 from concurrent.futures import ThreadPoolExecutor
 from email.utils import parsedate_to_datetime
-from typing import ClassVar
+from typing import Any, ClassVar
 
 from .base import (
+    STREAM_CHUNK,
     Archived,
     IntegrityError,
     InvalidKey,
@@ -123,6 +124,42 @@ def copy_parts(
         return [future.result() for future in futures]
     finally:
         pool.shutdown(wait=True, cancel_futures=True)
+
+
+class BodyReads:
+    """Reads for SDKs that answer a ranged GET with a response body to read and close.
+
+    The backend gives `_body` (None when the range starts past the end, as S3's InvalidRange
+    says) and `_calls` (its SDK's errors as objfs's); `read` and `read_stream` are the same for all.
+    """
+
+    @abstractmethod
+    def _body(self, key: str, offset: int, length: int | None) -> Any: ...
+
+    @abstractmethod
+    def _calls(self, key: str | None = None) -> contextlib.AbstractContextManager[None]: ...
+
+    @abstractmethod
+    def stat(self, key: str) -> ObjectInfo: ...
+
+    def read(self, key: str, offset: int = 0, length: int | None = None) -> bytes:
+        if length == 0:
+            self.stat(key)  # no empty range exists, but a missing key must still be NotFound
+            return b""
+        with self._calls(key):
+            body = self._body(key, offset, length)
+            if body is None:
+                return b""
+            with contextlib.closing(body):
+                return body.read()
+
+    def read_stream(self, key: str, offset: int = 0) -> Iterator[bytes]:
+        with self._calls(key):
+            body = self._body(key, offset, None)
+            if body is None:
+                return
+            with contextlib.closing(body):
+                yield from iter(lambda: body.read(STREAM_CHUNK), b"")
 
 
 class S3FamilyStorage(Storage):
