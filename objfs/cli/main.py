@@ -84,9 +84,7 @@ def run_umount(mountpoint: str) -> int:
     Without a known daemon (its pidfile gone), unmount directly; the kernel then tells the
     daemon, which stores what is pending before it exits.
     """
-    mountpoint = os.path.abspath(mountpoint)
-    if mounted_type(mountpoint) != "fuse.objfs":
-        raise UserError(f"{mountpoint} is not an objfs mount", EXIT_MOUNTPOINT)
+    mountpoint = _objfs_mount(mountpoint)
     pid = _daemon_pid(mountpoint)
     if pid is None or not _signal(pid, signal.SIGTERM):
         result = fusermount(mountpoint)
@@ -121,13 +119,21 @@ class UmountProgress(FlushProgress):
         self.mountpoint = mountpoint
 
     def tick(self) -> None:
-        dirty = read_stats(self.mountpoint).get("objfs_dirty_bytes") if _mounted(self.mountpoint) else None
+        """The mount may go at any moment: then there is nothing left to show."""
+        try:
+            dirty = json.loads(os.getxattr(self.mountpoint, STATS_ATTRIBUTE)).get("objfs_dirty_bytes")
+        except OSError:
+            return
         if isinstance(dirty, int | float):
             self.show(dirty)
 
 
-def _mounted(mountpoint: str) -> bool:
-    return mounted_type(mountpoint) == "fuse.objfs"
+def _objfs_mount(mountpoint: str) -> str:
+    """The absolute mountpoint, or a UserError when no objfs mount is there."""
+    mountpoint = os.path.abspath(mountpoint)
+    if mounted_type(mountpoint) != "fuse.objfs":
+        raise UserError(f"{mountpoint} is not an objfs mount", EXIT_MOUNTPOINT)
+    return mountpoint
 
 
 def _wait_for_exit(pid: int, progress: UmountProgress | None) -> None:
@@ -152,19 +158,13 @@ def _wait_for_exit(pid: int, progress: UmountProgress | None) -> None:
     raise UserError(f"the daemon (pid {pid}) is still storing changes after {waited}", EXIT_FAILURE)
 
 
-def read_stats(mountpoint: str) -> dict[str, object]:
+def run_stats(mountpoint: str, as_json: bool) -> int:
+    mountpoint = _objfs_mount(mountpoint)
     try:
-        return json.loads(os.getxattr(mountpoint, STATS_ATTRIBUTE))
+        figures = json.loads(os.getxattr(mountpoint, STATS_ATTRIBUTE))
     except OSError as exc:
         message = f"cannot read the statistics of {mountpoint}: {exc.strerror}"
         raise UserError(message, EXIT_MOUNTPOINT) from None
-
-
-def run_stats(mountpoint: str, as_json: bool) -> int:
-    mountpoint = os.path.abspath(mountpoint)
-    if not _mounted(mountpoint):
-        raise UserError(f"{mountpoint} is not an objfs mount", EXIT_MOUNTPOINT)
-    figures = read_stats(mountpoint)
     if as_json:
         print(json.dumps(figures, indent=2, sort_keys=True))
         return 0
