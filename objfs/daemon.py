@@ -29,7 +29,7 @@ from .fs.model import FileSystem
 from .fuse.operations import Operations
 from .mountpoint import check_mountpoint, pidfile_for
 from .storage.base import StorageError
-from .storage.registry import Location, open_location
+from .storage.registry import Location
 from .storage.retrying import RetryingStorage
 
 log = logging.getLogger(__name__)
@@ -60,8 +60,8 @@ class Readiness:
 def prepare(spec: MountSpec) -> Location:
     """Every check that can fail for a user mistake, done before anything is mounted."""
     check_mountpoint(spec.mountpoint, nonempty=spec.nonempty)
+    location = spec.location
     try:
-        location = open_location(spec.source, spec.storage_flags, spec.storage_base)
         location.storage.check()
     except StorageError as exc:
         raise from_storage_error(exc) from None

@@ -22,7 +22,7 @@ from ..fs.xattrs import CHECKSUM
 from ..storage.base import StorageError
 from ..storage.registry import Location
 from .options import default_cache_dir
-from .sources import add_storage_arguments, open_source, source_name
+from .sources import add_storage_arguments, location_name, open_source
 
 DURATION_UNITS = {"s": 1, "m": 60, "h": 3600, "d": 86400}
 
@@ -72,16 +72,16 @@ def run_blob_command(args: argparse.Namespace) -> int:
         location.storage.close()
 
 
-def _cache_dir(args: argparse.Namespace, source: str) -> str:
-    return os.path.abspath(args.cache_dir or default_cache_dir(source_name(args, source)))
+def _cache_dir(args: argparse.Namespace, location: Location) -> str:
+    return os.path.abspath(args.cache_dir or default_cache_dir(location_name(location)))
 
 
-def _records(args: argparse.Namespace, source: str) -> BlobRecords:
-    return BlobRecords(FsConfig(cache_dir=_cache_dir(args, source)).blobs_path)
+def _records(args: argparse.Namespace, location: Location) -> BlobRecords:
+    return BlobRecords(FsConfig(cache_dir=_cache_dir(args, location)).blobs_path)
 
 
 def _list_records(args: argparse.Namespace, location: Location) -> int:
-    records = _records(args, args.source)
+    records = _records(args, location)
     try:
         found = records.list(_join(location.prefix, args.prefix))
     finally:
@@ -127,7 +127,7 @@ def _verdicts(args: argparse.Namespace, target: str) -> list[Verdict]:
     if "://" not in target:
         return [_verify_file(target)]
     location = open_source(args, target)
-    records = _records(args, target)
+    records = _records(args, location)
     try:
         return list(verify_bucket(location.storage, records, location.prefix))
     except StorageError as exc:
@@ -146,7 +146,7 @@ def _verify_file(path: str) -> Verdict:
 
 
 def _gc(args: argparse.Namespace, location: Location) -> int:
-    cache_dir = _cache_dir(args, args.source)
+    cache_dir = _cache_dir(args, location)
     with cache_dir_lock(cache_dir):
         sweep = Sweep(location.storage, location.prefix, cache_dir)
         try:

@@ -64,6 +64,7 @@ def configure_logging(level: str, log_file: str | None) -> None:
 def run_mount(args: argparse.Namespace, argv: list[str]) -> int:
     spec: MountSpec = mount_spec(args)
     if not args.foreground:
+        spec.location.storage.close()  # the daemon opens its own
         check_mountpoint(spec.mountpoint, nonempty=spec.nonempty)  # here, so its messages reach the user
         log_file = args.log_file or os.path.join(str(spec.fs_settings["cache_dir"]), "objfs.log")
         return start_in_background(argv, log_file)

@@ -14,7 +14,8 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 from ..errors import EXIT_USAGE, UserError
-from .sources import add_storage_arguments, source_name, storage_flags, storage_settings
+from ..storage.registry import Location
+from .sources import add_storage_arguments, location_name, open_source
 
 FUSE_FLAGS = {"allow_other", "allow_root", "default_permissions", "ro", "auto_unmount"}
 FUSE_PASSTHROUGH = {"noatime", "nodev", "nosuid", "noexec", "dev", "suid", "exec", "atime", "sync", "dirsync"}
@@ -176,10 +177,9 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
 class MountSpec:
     """Everything a mount needs, sorted by the layer that uses it."""
 
-    source: str | None
+    location: Location
+    """The bucket, opened (no request sent yet): `prepare` checks it before mounting."""
     mountpoint: str
-    storage_flags: dict[str, str]
-    storage_base: dict[str, str]
     fs_settings: dict[str, object]
     fuse_options: set[str] = field(default_factory=set)
     nonempty: bool = False
@@ -222,8 +222,8 @@ def default_cache_dir(source: str) -> str:
 
 def mount_spec(args: argparse.Namespace) -> MountSpec:
     fuse = apply_o_options(args)
-    flags, base = storage_flags(args), storage_settings(args)
-    name = source_name(args, args.source)
+    location = open_source(args, args.source)
+    name = location_name(location)
     fuse |= {"default_permissions", "subtype=objfs", f"fsname={name.replace(',', '_')}"}
     if args.allow_other:
         fuse.add("allow_other")
@@ -250,10 +250,8 @@ def mount_spec(args: argparse.Namespace) -> MountSpec:
     }
     settings["cache_dir"] = os.path.abspath(args.cache_dir or default_cache_dir(name))
     return MountSpec(
-        args.source,
+        location,
         os.path.abspath(args.mountpoint),
-        flags,
-        base,
         settings,
         fuse,
         bool(args.nonempty),

@@ -65,14 +65,6 @@ def open_source(args: argparse.Namespace, source: str | None) -> Location:
         raise from_storage_error(exc) from None
 
 
-def source_name(args: argparse.Namespace, source: str | None) -> str:
-    """The bucket's name for `mount` and the cache directory, e.g. `s3://bucket/prefix`.
-
-    Opening the location (no request is sent) also reports a configuration mistake at once,
-    before a background daemon is started.
-    """
-    location = open_source(args, source)
-    try:
-        return f"{location.storage.describe()}/{location.prefix}".rstrip("/")
-    finally:
-        location.storage.close()
+def location_name(location: Location) -> str:
+    """The bucket's name for `mount` and the cache directory, e.g. `s3://bucket/prefix`."""
+    return f"{location.storage.describe()}/{location.prefix}".rstrip("/")
