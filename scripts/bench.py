@@ -6,6 +6,7 @@ ratio (relative speed, higher is better). The S3 baseline is boto3 talking to th
 server; the local-folder baseline is the same operation on the folder itself.
 
     .venv/bin/python scripts/bench.py [--quick] [--latency-ms 20] [--size-mib N] [--json PATH]
+                                      [--figures read,write,...] [--backends local,s3]
 
 Everything it starts (moto, the delay proxy, mounts) is stopped, and its temporary directory
 removed, however a figure ends. A figure that fails prints its error in its row; the rest run.
@@ -27,7 +28,7 @@ import tempfile
 import time
 import traceback
 from collections import Counter
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
@@ -453,6 +454,8 @@ class Bench:
     can_drop: bool
     base: bytes = field(default_factory=lambda: os.urandom(CHUNK))
     small: bytes = field(default_factory=lambda: os.urandom(SMALL))
+    figures: list[Figure] = field(default_factory=lambda: list(ALL_FIGURES))
+    backends: tuple[str, ...] = ("local", "s3")
     issues: list[str] = field(default_factory=list)
     mounts: int = 0
 
@@ -677,6 +680,20 @@ PRODUCES: dict[Figure, list[str]] = {
     fig_small_reads: ["5 small reads"],
 }
 ALL_FIGURES: list[Figure] = [fig_write, fig_read, fig_creates, fig_listing, fig_small_reads]
+FIGURE_NAMES: dict[str, Figure] = {
+    "write": fig_write,
+    "read": fig_read,
+    "creates": fig_creates,
+    "listing": fig_listing,
+    "small-reads": fig_small_reads,
+}
+LATENCY_FIGURES: dict[Figure, Figure] = {
+    fig_read: fig_cold_read,
+    fig_creates: fig_creates,
+    fig_listing: fig_listing,
+    fig_small_reads: fig_small_reads,
+}
+"""Figure 8 repeats these behind the delay proxy (the read without its warm half)."""
 
 
 def run_figure(bench: Bench, figure: Figure, backend: Backend) -> list[Row]:
@@ -737,9 +754,12 @@ def delay_proxy(target: str, latency_ms: float) -> Iterator[str]:
 
 def run_all(bench: Bench, latency_ms: float, latency_files: int) -> list[Row]:
     rows: list[Row] = []
-    local = LocalBackend("local", bench.workdir / "bucket-local")
-    for figure in ALL_FIGURES:
-        rows += run_figure(bench, figure, local)
+    if "local" in bench.backends:
+        local = LocalBackend("local", bench.workdir / "bucket-local")
+        for figure in bench.figures:
+            rows += run_figure(bench, figure, local)
+    if "s3" not in bench.backends:
+        return rows
     try:
         rows += run_s3(bench, latency_ms, latency_files)
     except Exception as exc:  # the server itself failed: the local rows still stand
@@ -754,7 +774,7 @@ def run_s3(bench: Bench, latency_ms: float, latency_files: int) -> list[Row]:
         s3 = S3Backend("s3", server.endpoint, RequestLog(server.log_dir / "server.log"))
         s3.client.create_bucket(Bucket=BUCKET)
         check_request_log(bench, s3)
-        for figure in ALL_FIGURES:
+        for figure in bench.figures:
             rows += run_figure(bench, figure, s3)
         if latency_ms > 0:
             rows += run_latency(bench, s3, server.endpoint, latency_ms, latency_files)
@@ -781,8 +801,9 @@ def run_latency(bench: Bench, s3: S3Backend, endpoint: str, latency_ms: float, f
     try:
         with delay_proxy(endpoint, latency_ms) as proxied:
             slow = s3.via(label, proxied)
-            for figure in (fig_cold_read, fig_creates, fig_listing, fig_small_reads):
-                rows += run_figure(bench, figure, slow)
+            for figure in bench.figures:
+                if figure in LATENCY_FIGURES:
+                    rows += run_figure(bench, LATENCY_FIGURES[figure], slow)
     except Exception as exc:
         rows.append(Row("8 latency", label, error=f"{type(exc).__name__}: {exc}"))
     finally:
@@ -823,6 +844,20 @@ def table(rows: list[Row]) -> str:
     return "\n".join(line.rstrip() for line in lines)
 
 
+def names_of(allowed: Iterable[str]) -> Callable[[str], list[str]]:
+    """An argparse type for a comma-separated selection out of `allowed`."""
+    choices = set(allowed)
+
+    def parse(text: str) -> list[str]:
+        names = [name for name in text.split(",") if name]
+        unknown = [name for name in names if name not in choices]
+        if unknown or not names:
+            raise argparse.ArgumentTypeError(f"choose from {', '.join(sorted(choices))}")
+        return names
+
+    return parse
+
+
 def parse_args(argv: list[str] | None) -> argparse.Namespace:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--quick", action="store_true", help="128 MiB large file (unless --size-mib)")
@@ -835,6 +870,15 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
         "--latency-files", type=int, help="small files in figure 8's 3 and 5 (default --files, quick 200)"
     )
     parser.add_argument("--listed", type=int, default=5000, help="objects in the directory of figure 4")
+    parser.add_argument(
+        "--figures",
+        type=names_of(FIGURE_NAMES),
+        default=list(FIGURE_NAMES),
+        help=f"comma-separated, of {','.join(FIGURE_NAMES)} (default: all)",
+    )
+    parser.add_argument(
+        "--backends", type=names_of({"local", "s3"}), default=["local", "s3"], help="local,s3 (default both)"
+    )
     parser.add_argument("--json", type=Path, help="also write the results here")
     return parser.parse_args(argv)
 
@@ -845,6 +889,8 @@ def main(argv: list[str] | None = None) -> int:
     started = time.monotonic()
     workdir = Path(tempfile.mkdtemp(prefix="objfs-bench-"))
     bench = Bench(workdir, size_mib * MIB, args.files, args.listed, drop_page_cache())
+    bench.figures = [FIGURE_NAMES[name] for name in args.figures]
+    bench.backends = tuple(args.backends)
     if not bench.can_drop:
         bench.issues.append("drop_caches refused: cold figures may be served from the page cache")
     try:
