@@ -6,6 +6,7 @@ import errno
 import logging
 import os
 import random
+import sqlite3
 from collections.abc import Callable, Iterator
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -151,6 +152,22 @@ def test_reopening_with_another_block_size_empties_the_cache(tmp_path: Path) -> 
         assert second.get("k", "e", 1) is None
         assert second.used == 0
     assert block_files(tmp_path) == {}
+
+
+def test_a_cache_of_another_checksum_format_is_emptied(tmp_path: Path) -> None:
+    """Blocks checksummed another way would all fail their check: they go at open, quietly."""
+    with BlockCache(str(tmp_path), CAPACITY, BLOCK) as first:
+        first.put("k", "e", 1, data_for("k", 1))
+    index = sqlite3.connect(tmp_path / "blocks.sqlite")
+    with index:
+        index.execute("UPDATE block_settings SET value = 1 WHERE name = 'checksum_format'")
+    index.close()
+    with BlockCache(str(tmp_path), CAPACITY, BLOCK) as second:
+        assert second.get("k", "e", 1) is None
+        assert second.used == 0
+        second.put("k", "e", 1, data_for("k", 1))
+    with BlockCache(str(tmp_path), CAPACITY, BLOCK) as third:
+        assert third.get("k", "e", 1) == data_for("k", 1)
 
 
 def test_reopening_reconciles_files_and_index(tmp_path: Path) -> None:
