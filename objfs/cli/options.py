@@ -145,7 +145,7 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
         "--cache-size", type=parse_size, help="cap of the disk data cache (default 1G; 0: off)"
     )
     behaviour.add_argument(
-        "--read-ahead", type=parse_size, help="fetched ahead of sequential readers (default 32M)"
+        "--read-ahead", type=parse_size, help="fetched ahead of sequential readers (default 16M)"
     )
     behaviour.add_argument(
         "--block-size", type=parse_size, help="unit of reads and of the cache (default 4M)"

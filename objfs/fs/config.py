@@ -31,13 +31,13 @@ class FsConfig:
     """Parts uploading at once, so a write's memory is bounded by this times the part size."""
     block_size: int = 4 * 1024 * 1024
     """The unit of reads and of the data cache: one ranged GET fetches one block."""
-    read_ahead: int = 32 * 1024 * 1024
+    read_ahead: int = 16 * 1024 * 1024
     """How far ahead of a sequential reader blocks are fetched."""
     read_strategy: str = "stream"
     """`stream`: one streaming GET per sequential pass; `ranges`: parallel ranged GETs."""
     cache_size: int = 1024 * 1024 * 1024
     """Cap of the data cache on disk (blocks of objects read); 0 turns it off."""
-    memory_cache: int = 48 * 1024 * 1024
+    memory_cache: int = 32 * 1024 * 1024
     """Recent blocks kept in memory; read-ahead lands here, so keep it above `read_ahead`."""
 
     @property

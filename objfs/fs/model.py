@@ -632,7 +632,7 @@ class FileSystem:
                 node.staging = staging
             return node.staging
 
-    async def read(self, fh: int, offset: int, length: int) -> bytes:
+    async def read(self, fh: int, offset: int, length: int) -> bytes | memoryview:
         handle = self.handles[fh]
         node = self.node(handle.ino)
         if node.staging is not None:

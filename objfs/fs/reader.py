@@ -21,7 +21,7 @@ from __future__ import annotations
 import base64
 import hashlib
 import logging
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Iterator
 from dataclasses import dataclass, field
 from typing import Any, Protocol
 
@@ -29,14 +29,16 @@ import trio
 from cachetools import LRUCache
 
 from .. import metrics
-from ..storage.base import Archived, IntegrityError, Storage
+from ..storage.base import Archived, IntegrityError, Storage, StorageError
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
 SEQUENTIAL_AFTER = 2
 """Reads in a row that continue the previous one before readahead starts."""
-ARCHIVED_REMEMBERED = 1024
-"""Archived object versions remembered, so reading one again fails without asking the service."""
+DISK_WRITES_PENDING = 4
+"""Streamed blocks on their way to the disk cache at once, each holding one block of memory."""
+UNREADABLE_REMEMBERED = 4096
+"""Object versions remembered as unreadable, so reading one again fails without a request."""
 
 
 class BlockStore(Protocol):
@@ -45,6 +47,8 @@ class BlockStore(Protocol):
     def get(self, key: str, etag: str, index: int) -> bytes | None: ...
 
     def put(self, key: str, etag: str, index: int, data: bytes) -> bool: ...
+
+    def invalidate(self, key: str, keep_etag: str | None = None) -> None: ...
 
 
 @dataclass(frozen=True)
@@ -59,18 +63,45 @@ class ObjectVersion:
 
 
 @dataclass
+class WholeCheck:
+    """The MD5 of what one handle reads from byte 0 in order, hashed off the event loop."""
+
+    digest: Any = field(default_factory=hashlib.md5)
+    hashed: int = 0
+    """Bytes hashed so far; -1 once the pass is judged, or when it is not to be checked."""
+    early: dict[int, bytes | memoryview] = field(default_factory=dict)
+    """Reads waiting for their turn (the kernel sends read-ahead in parallel, out of order)."""
+    hashing: bool = False
+    advanced: trio.Event = field(default_factory=trio.Event)
+
+    @property
+    def backlog(self) -> int:
+        return sum(map(len, self.early.values()))
+
+    def advance(self, length: int) -> None:
+        """`length` more bytes hashed: forget reads of bytes now behind, wake waiting readers."""
+        self.hashed += length
+        for stale in [offset for offset in self.early if offset < self.hashed]:
+            del self.early[stale]
+        self.wake()
+
+    def wake(self) -> None:
+        advanced, self.advanced = self.advanced, trio.Event()
+        advanced.set()
+
+
+@dataclass
 class ReadState:
     """One open handle's reading pattern and its running checksum."""
 
     next_offset: int = 0
     streak: int = 0
-    digest: Any = field(default_factory=hashlib.md5)
-    hashed: int = 0
-    early: dict[int, bytes] = field(default_factory=dict)
-    """Reads that arrived ahead of the hashed position (the kernel sends read-ahead in parallel)."""
+    check: WholeCheck = field(default_factory=WholeCheck)
     ahead: int = -1
     """The last block index fetched ahead."""
     stream: Stream | None = None
+    from_disk: bool = False
+    """Served ahead from the disk cache rather than by a stream (a warm pass)."""
     moved: trio.Event = field(default_factory=trio.Event)
     """Set (and replaced) at every read, so a stream waiting for the reader wakes."""
 
@@ -117,6 +148,28 @@ class Stream:
         self.advanced()
 
 
+def last_block(version: ObjectVersion, block_size: int) -> int:
+    return max(0, version.size - 1) // block_size
+
+
+def cut_blocks(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+    """Chunks regrouped into blocks of `size` bytes (the last may be shorter).
+
+    Chunks that add up to a block are joined once; a block is never copied again after.
+    """
+    parts: list[bytes] = []
+    held = 0
+    for chunk in chunks:
+        parts.append(chunk)
+        held += len(chunk)
+        while held >= size:
+            joined = b"".join(parts)
+            yield joined[:size]  # the very object when the chunks made exactly one block
+            parts, held = [joined[size:]], held - size
+    if held:
+        yield b"".join(parts)
+
+
 class BlockReader:
     """Serves reads of any object version; shared by every handle of a mount."""
 
@@ -139,30 +192,38 @@ class BlockReader:
         self.strategy = strategy
         self.memory: LRUCache[tuple[str, str, int], bytes] = LRUCache(maxsize=memory_bytes, getsizeof=len)
         self._fetching: dict[tuple[str, str, int], trio.Event] = {}
-        self._archived: LRUCache[tuple[str, str], Archived] = LRUCache(maxsize=ARCHIVED_REMEMBERED)
+        self._unreadable: LRUCache[tuple[str, str], StorageError] = LRUCache(maxsize=UNREADABLE_REMEMBERED)
+        """Archived versions, and versions that failed their whole-object check: reading one
+        again fails at once, with no request and no second log line, until the object changes."""
+        self._disk_writes = trio.Semaphore(DISK_WRITES_PENDING)
         self.nursery: trio.Nursery | None = None
 
-    async def read(self, version: ObjectVersion, state: ReadState, offset: int, length: int) -> bytes:
+    async def read(
+        self, version: ObjectVersion, state: ReadState, offset: int, length: int
+    ) -> bytes | memoryview:
+        """Bytes `[offset, offset+length)` of `version`; a view into a cached block where they fit one."""
         length = max(0, min(length, version.size - offset))
         if length == 0:
             return b""
-        archived = self._archived.get((version.key, version.etag))
-        if archived is not None:
-            raise archived  # known unreadable until restored: no request, no second log line
+        unreadable = self._unreadable.get((version.key, version.etag))
+        if unreadable is not None:
+            raise unreadable
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
         if state.saw(offset, length, slack=2 * self.block_size):
             self._read_ahead(version, state, last)
+        elif offset == 0 and first < last_block(version, self.block_size):
+            self._start_stream(version, state, 0)
         else:
             state.stop_stream()
-        pieces: list[bytes] = []
+        pieces: list[memoryview] = []
         start, remaining = offset - first * self.block_size, length
         for index in range(first, last + 1):
             block = await self.block(version, index, state.stream)
-            pieces.append(block[start : start + remaining])  # copy the slice, never the whole block
+            pieces.append(memoryview(block)[start : start + remaining])  # FUSE copies it out
             remaining -= len(pieces[-1])
             start = 0
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
-        self._check_whole(version, state, offset, data)
+        await self._check_whole(version, state.check, offset, data)
         return data
 
     async def block(self, version: ObjectVersion, index: int, stream: Stream | None = None) -> bytes:
@@ -198,43 +259,71 @@ class BlockReader:
         try:
             data = await self.run(self.storage.read, version.key, index * self.block_size, self.block_size)
         except Archived as exc:
-            self._archived[(version.key, version.etag)] = exc
+            self._unreadable[(version.key, version.etag)] = exc
             raise
         if self.disk is not None:
             await self.run(self.disk.put, version.key, version.etag, index, data)
         return data
 
+    def _start_stream(self, version: ObjectVersion, state: ReadState, index: int) -> None:
+        """A reader at the start of an object larger than a block gets a stream at once: most go
+        on to read it whole, and the stream's first block serves this very read. Until the
+        reader proves sequential the stream runs at most a block ahead of it."""
+        state.stop_stream()
+        state.from_disk = False
+        if self.strategy == "stream" and self.nursery is not None:
+            state.ahead = index
+            state.stream = Stream(version, index, self._window)
+            self.nursery.start_soon(self._stream_unless_cached, state.stream, state)
+
     def _read_ahead(self, version: ObjectVersion, state: ReadState, last: int) -> None:
-        final = (version.size - 1) // self.block_size
+        final = last_block(version, self.block_size)
         if self.nursery is None or last >= final:
             return
-        if self.strategy == "stream":
+        if self.strategy == "stream" and not state.from_disk:
             if state.stream is None and last + 1 > state.ahead:
-                state.ahead = last + 1
-                state.stream = Stream(version, last + 1, self._window)
-                self.nursery.start_soon(self._stream_unless_cached, state.stream, state)
+                self._start_stream(version, state, last + 1)
             return
+        fetch = self._prefetch if self.strategy == "ranges" else self._prefetch_from_disk
         horizon = min(final, last + self._window)
         for index in range(max(last + 1, state.ahead + 1), horizon + 1):
-            self.nursery.start_soon(self._prefetch, version, index)
+            self.nursery.start_soon(fetch, version, index, state)
         state.ahead = max(state.ahead, horizon)
+
+    def _lead(self, state: ReadState) -> int:
+        """How far a stream may run ahead of its reader: a block until the reader is sequential."""
+        return self.read_ahead if state.streak >= SEQUENTIAL_AFTER else self.block_size
 
     @property
     def _window(self) -> int:
         return max(1, self.read_ahead // self.block_size)
 
     async def _stream_unless_cached(self, stream: Stream, state: ReadState) -> None:
-        """Stream on, unless the disk cache has the next block: a warm pass reads the disk ahead."""
+        """Stream on, unless the disk cache has the next block: then the reader is served ahead
+        from the disk, several blocks at once, until a block is missing there."""
         version, index = stream.version, stream.next_index
         if self.disk is not None:
             cached = await self.run(self.disk.get, version.key, version.etag, index)
             if cached is not None:
                 self.memory[(version.key, version.etag, index)] = cached
+                state.from_disk = True
                 stream.stop()
                 if state.stream is stream:
                     state.stream = None
                 return
         await self._run_stream(stream, state)
+
+    async def _prefetch_from_disk(self, version: ObjectVersion, index: int, state: ReadState) -> None:
+        """Bring a block from the disk cache into memory; a miss sends the reader back to streaming."""
+        slot = (version.key, version.etag, index)
+        if self.disk is None or slot in self.memory or slot in self._fetching:
+            return
+        cached = await self.run(self.disk.get, version.key, version.etag, index)
+        if cached is None:
+            state.from_disk = False
+            state.ahead = min(state.ahead, index - 1)
+            return
+        self.memory[slot] = cached
 
     async def _run_stream(self, stream: Stream, state: ReadState) -> None:
         try:
@@ -248,64 +337,91 @@ class BlockReader:
 
     def _pump(self, stream: Stream, state: ReadState) -> None:
         """In a worker thread: cut the streaming GET into blocks and hand each over in order."""
-        index, pending = stream.next_index, bytearray()
-        for chunk in self.storage.read_stream(stream.version.key, index * self.block_size):
-            pending += chunk
-            while len(pending) >= self.block_size:
-                if not self._hand_over(stream, state, index, bytes(pending[: self.block_size])):
-                    return
-                del pending[: self.block_size]
-                index += 1
-        if pending:
-            self._hand_over(stream, state, index, bytes(pending))
-
-    def _hand_over(self, stream: Stream, state: ReadState, index: int, data: bytes) -> bool:
-        if self.disk is not None:
-            self.disk.put(stream.version.key, stream.version.etag, index, data)
-        return trio.from_thread.run(self._delivered, stream, state, index, data)
+        index = stream.next_index
+        chunks = self.storage.read_stream(stream.version.key, index * self.block_size)
+        for block in cut_blocks(chunks, self.block_size):
+            if not trio.from_thread.run(self._delivered, stream, state, index, block):
+                return
+            index += 1
 
     async def _delivered(self, stream: Stream, state: ReadState, index: int, data: bytes) -> bool:
-        """Publish a streamed block, then hold the stream until the reader is near enough."""
-        self.memory[(stream.version.key, stream.version.etag, index)] = data
+        """Publish a streamed block, then hold the stream until the reader is near enough.
+
+        The block goes to the disk cache in another thread, so the stream reads on meanwhile;
+        blocks waiting for the disk are bounded, and a slow disk holds the stream back.
+        """
+        version = stream.version
+        self.memory[(version.key, version.etag, index)] = data
         stream.next_index = index + 1
         stream.advanced()
-        while stream.active and (index + 1) * self.block_size > state.next_offset + self.read_ahead:
+        if self.disk is not None and self.nursery is not None:
+            await self._disk_writes.acquire()
+            self.nursery.start_soon(self._keep, version, index, data)
+        while stream.active and (index + 1) * self.block_size > state.next_offset + self._lead(state):
             await state.moved.wait()
         return stream.active
 
-    async def _prefetch(self, version: ObjectVersion, index: int) -> None:
+    async def _keep(self, version: ObjectVersion, index: int, data: bytes) -> None:
+        assert self.disk is not None
+        try:
+            await self.run(self.disk.put, version.key, version.etag, index, data)
+        finally:
+            self._disk_writes.release()
+
+    async def _prefetch(self, version: ObjectVersion, index: int, state: ReadState) -> None:
         try:
             await self.block(version, index)
         except Exception as exc:  # the reader fetches it again, and sees the error itself
             log.debug("read-ahead of block %d of %s failed: %s", index, version.key, exc)
 
-    def _check_whole(self, version: ObjectVersion, state: ReadState, offset: int, data: bytes) -> None:
-        """Hash what a reader reads from byte 0 in order; at the end, compare with the object's MD5."""
-        if state.hashed < 0 or offset < state.hashed:
+    async def _check_whole(
+        self, version: ObjectVersion, check: WholeCheck, offset: int, data: bytes | memoryview
+    ) -> None:
+        """Hash what a reader reads from byte 0 in order; at the end, compare with the object's MD5.
+
+        One read at a time hashes, in a worker thread, every read queued in order behind it;
+        each queued read waits for its turn (never for a gap before it), so the hashing keeps
+        pace with the reader and memory stays bounded.
+        """
+        if version.md5_base64 is None or check.hashed < 0 or offset < check.hashed:
+            return  # nothing to compare with, judged already, or a re-read of hashed bytes
+        if offset > check.hashed and check.backlog + len(data) > 2 * self.block_size:
+            return  # a reader that skips ahead goes unchecked
+        check.early[offset] = data
+        if check.hashing:
+            while check.hashing and offset in check.early:
+                await check.advanced.wait()
             return
-        if offset > state.hashed:
-            if sum(map(len, state.early.values())) + len(data) <= 2 * self.block_size:
-                state.early[offset] = data  # bounded: a reader that skips ahead goes unchecked
+        check.hashing = True
+        try:
+            while (chunk := check.early.pop(check.hashed, None)) is not None:
+                await self.run(check.digest.update, chunk)
+                check.advance(len(chunk))
+        finally:
+            check.hashing = False
+            check.wake()
+        if check.hashed >= version.size:
+            await self._judge(version, check)
+
+    async def _judge(self, version: ObjectVersion, check: WholeCheck) -> None:
+        """Compare a whole pass with the expected MD5; a mismatch fails every read of the version."""
+        actual = base64.b64encode(check.digest.digest()).decode()
+        check.hashed = -1
+        if actual == version.md5_base64:
             return
-        while data:
-            state.digest.update(data)
-            state.hashed += len(data)
-            data = state.early.pop(state.hashed, b"")
-        if state.hashed < version.size:
-            return
-        expected = version.md5_base64
-        actual = base64.b64encode(state.digest.digest()).decode()
-        state.hashed = -1  # checked once per pass
-        if expected is not None and actual != expected:
-            self.forget(version)
-            log.error(
-                "integrity error: %s (etag %s) has MD5 %s, expected %s",
-                version.key,
-                version.etag,
-                actual,
-                expected,
-            )
-            raise IntegrityError(f"{version.key}: content does not match its checksum", key=version.key)
+        log.error(
+            "integrity error: %s (etag %s) has MD5 %s, expected %s",
+            version.key,
+            version.etag,
+            actual,
+            version.md5_base64,
+        )
+        failure = IntegrityError(f"{version.key}: content does not match its checksum", key=version.key)
+        self._unreadable[(version.key, version.etag)] = failure
+        self.forget(version)
+        if self.disk is not None:
+            await self.run(self.disk.invalidate, version.key)
+        raise failure
 
     def forget(self, version: ObjectVersion) -> None:
         """Drop a version's blocks from memory (after a mismatch, or when the object changed)."""

@@ -245,7 +245,7 @@ class Operations(pyfuse3.Operations):
         return pyfuse3.FileInfo(fh=handle.fh)
 
     @fuse_errors
-    async def read(self, fh: int, off: int, size: int) -> bytes:
+    async def read(self, fh: int, off: int, size: int) -> bytes | memoryview:
         return await self.fs.read(fh, off, size)
 
     @fuse_errors

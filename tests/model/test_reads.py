@@ -111,7 +111,7 @@ async def test_a_streamed_pass_costs_one_streaming_get(mounts: Mounts, bucket: M
     handle = await vfs.open("movie")
     vfs.storage.reset()
     assert await vfs.read_all(handle, chunk=16 * 1024) == body
-    assert dict(vfs.storage.calls) == {"read": 1, "read_stream": 1}  # block 0 before the pattern shows
+    assert dict(vfs.storage.calls) == {"read_stream": 1}  # from the first read at byte 0
 
 
 async def test_a_stream_stops_when_the_reader_jumps_or_closes(mounts: Mounts, bucket: MemoryStorage) -> None:
@@ -138,3 +138,38 @@ async def test_out_of_order_read_ahead_is_still_checked_whole(mounts: Mounts, bu
     with expect_errno(errno.EIO):
         for offset in offsets:
             await vfs.fs.read(handle.fh, offset, chunk)
+
+
+async def test_a_version_that_failed_its_check_fails_every_read_after(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    """The kernel retries a failed read on its own; the retry must not return the bad bytes."""
+    vfs = small_blocks(mounts)
+    body = os.urandom(BLOCK * 3)
+    seed(bucket, {"rotten": body})
+    bucket._objects["rotten"].body = body[:100] + b"X" + body[101:]
+    handle = await vfs.open("rotten")
+    with expect_errno(errno.EIO):
+        await vfs.read_all(handle, chunk=BLOCK)
+    vfs.storage.reset()
+    again = await vfs.open("rotten")
+    with expect_errno(errno.EIO):
+        await vfs.fs.read(again.fh, 0, 100)
+    assert not {"read", "read_stream"} & set(vfs.storage.calls)
+
+
+async def test_a_reader_of_the_first_bytes_costs_at_most_two_blocks(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    """`file` or `head` reads the start of a large object: its stream waits a block ahead."""
+    vfs = small_blocks(mounts, strategy="stream")
+    body = os.urandom(BLOCK * 40)
+    seed(bucket, {"movie": body})
+    handle = await vfs.open("movie")
+    vfs.storage.reset()
+    assert await vfs.fs.read(handle.fh, 0, 100) == body[:100]
+    await trio.sleep(0.2)
+    fetched = [index for key, _, index in vfs.fs.reader.memory if key == "movie"]
+    assert sorted(fetched) == [0, 1]
+    assert dict(vfs.storage.calls) == {"read_stream": 1}
+    await vfs.close(handle)
