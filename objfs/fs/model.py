@@ -35,6 +35,7 @@ from ..storage.base import (
     ListPage,
     NotFound,
     ObjectInfo,
+    PreconditionFailed,
     Storage,
     StorageError,
     Unsupported,
@@ -42,6 +43,7 @@ from ..storage.base import (
 )
 from . import content_type, xattrs
 from .config import FsConfig
+from .conflicts import conflict_key
 from .handles import Handle, Staging
 from .inodes import ROOT_INO, InodeTable, Node
 from .mapping import (
@@ -59,7 +61,7 @@ from .mapping import (
     parent_of,
 )
 from .reader import BlockReader, ObjectVersion
-from .recovery import ConflictStored, Recovery
+from .recovery import ConflictStored, Recovery, owed_conditions, stored_beside
 from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
@@ -661,14 +663,15 @@ class FileSystem:
     def _wants_parts(self, size: int) -> bool:
         return self.storage.capabilities.multipart and size >= self.config.multipart_threshold
 
-    def _new_upload(self, node: Node) -> StreamingUpload:
+    def _new_upload(self, node: Node, key: str | None = None) -> StreamingUpload:
+        """A multipart upload of the node's bytes to its key (or to `key`, for a conflict copy)."""
         part_size = max(self.config.part_size, self.storage.capabilities.min_part_size)
         return StreamingUpload(
             self.storage,
             self._io,
             PartLayout(part_size),
             self._part_slots,
-            self.key(node),
+            key or self.key(node),
             encode_meta(node.posix_meta(), node.extra_meta),
             node.content_type,
             on_start=self.journal.upload_started,
@@ -824,7 +827,7 @@ class FileSystem:
             if upload is not None:
                 await upload.abort()  # renamed while written: parts went to the old key
             upload = self._new_upload(node)
-        info = await upload.finish(staging)
+        info = await self._finish_parts(node, upload, staging)
         with staging.open_for_upload() as body:
             md5 = await self._io(content_md5, body)
         if node.meta_set_while_dirty or _without_mtime(metadata) != _without_mtime(upload.metadata):
@@ -836,6 +839,18 @@ class FileSystem:
             metadata = upload.metadata
         self._record_blob(info, md5, node, metadata, upload.part_md5s())
         return info, metadata
+
+    async def _finish_parts(self, node: Node, upload: StreamingUpload, staging: Staging) -> ObjectInfo:
+        """Complete; a retry after a failure completes only over the version the bytes derive
+        from, and if the object changed meanwhile the bytes go beside it under a conflict name."""
+        if not staging.failed:
+            return await upload.finish(staging)
+        try:
+            return await upload.finish(staging, owed_conditions(staging.base_etag))
+        except PreconditionFailed:
+            conflict = conflict_key(upload.key)
+            await self._new_upload(node, conflict).finish(staging)
+            raise stored_beside(upload.key, conflict) from None
 
     async def _truncate(self, node: Node, size: int) -> None:
         if node.is_dir:

@@ -31,6 +31,19 @@ class ConflictStored(OSError):
         self.conflict_key = conflict_key
 
 
+def owed_conditions(base_etag: str | None) -> dict[str, Any]:
+    """Owed bytes go only over the version they derive from, or, for a new file, where none is."""
+    return {"if_match": base_etag} if base_etag else {"if_none_match": True}
+
+
+def stored_beside(key: str, conflict: str) -> ConflictStored:
+    """Say, once in the log and then to the writer, that owed bytes went beside a changed object."""
+    log.warning(
+        "%s changed in the bucket since these bytes were staged; they were stored as %s", key, conflict
+    )
+    return ConflictStored(key, conflict)
+
+
 class Recovery:
     """What one cache directory's journal says is still owed, and how it is paid."""
 
@@ -59,7 +72,6 @@ class Recovery:
         If the object changed meanwhile (or appeared, for a new file), the bytes go beside it
         under a conflict name and ConflictStored says where: nothing is overwritten or lost.
         """
-        conditions = {"if_match": base_etag} if base_etag else {"if_none_match": True}
         try:
             return await self.run(
                 self.storage.write,
@@ -68,19 +80,14 @@ class Recovery:
                 metadata=metadata,
                 content_type=content_type,
                 md5=md5,
-                **conditions,
+                **owed_conditions(base_etag),
             )
         except PreconditionFailed:
             conflict = conflict_key(key)
             await self.run(
                 self.storage.write, conflict, body, metadata=metadata, content_type=content_type, md5=md5
             )
-            log.warning(
-                "%s changed in the bucket since these bytes were staged; they were stored as %s",
-                key,
-                conflict,
-            )
-            raise ConflictStored(key, conflict) from None
+            raise stored_beside(key, conflict) from None
 
     async def _recover_staged_files(self) -> None:
         """After a crash: upload what a close owed; set aside what was never closed."""

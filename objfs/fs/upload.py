@@ -12,6 +12,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
+from functools import partial
 from typing import Any, TypeVar
 
 import trio
@@ -141,8 +142,12 @@ class StreamingUpload:
             if not self.sending:
                 self.drained.set()
 
-    async def finish(self, staging: Staging) -> ObjectInfo:
-        """Send whatever is missing, in parallel, and complete; abort on any failure."""
+    async def finish(self, staging: Staging, conditions: dict[str, Any] | None = None) -> ObjectInfo:
+        """Send whatever is missing, in parallel, and complete; abort on any failure.
+
+        With `conditions` (see `Storage.complete_multipart_if`) the upload completes only over
+        the version they name; otherwise it fails with PreconditionFailed, aborted.
+        """
         try:
             while self.sending:
                 self.drained = trio.Event()
@@ -153,9 +158,12 @@ class StreamingUpload:
                 staging, [n for n in range(1, self.layout.count(size) + 1) if n not in self.sent]
             )
             parts = [self.sent[n] for n in range(1, self.layout.count(size) + 1)]
-            info = await self.run(
-                self.storage.complete_multipart, self.key, await self._ensure_started(), parts
-            )
+            upload_id = await self._ensure_started()
+            if conditions:
+                complete = partial(self.storage.complete_multipart_if, **conditions)
+                info = await self.run(complete, self.key, upload_id, parts)
+            else:
+                info = await self.run(self.storage.complete_multipart, self.key, upload_id, parts)
         except BaseException:
             await self.abort()
             raise

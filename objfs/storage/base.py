@@ -342,6 +342,24 @@ class Storage(ABC):
     @abstractmethod
     def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo: ...
 
+    def complete_multipart_if(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        """Complete only over version `if_match` of `key`, or only where there is none (`if_none_match`).
+
+        A retry of bytes whose first upload failed must not overwrite what another writer stored
+        meanwhile. Checked with a stat just before completing (see `check_conditions`); a
+        backend whose service checks such conditions in the request does both.
+        """
+        self.check_conditions(key, if_match, if_none_match)
+        return self.complete_multipart(key, upload_id, parts)
+
     @abstractmethod
     def abort_multipart(self, key: str, upload_id: str) -> None: ...
 

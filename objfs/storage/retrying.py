@@ -207,6 +207,24 @@ class RetryingStorage(Storage):
     def complete_multipart(self, key: str, upload_id: str, parts: list[UploadedPart]) -> ObjectInfo:
         return self._retry(self.inner.complete_multipart, key, upload_id, parts)
 
+    def complete_multipart_if(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        return self._retry(
+            self.inner.complete_multipart_if,
+            key,
+            upload_id,
+            parts,
+            if_match=if_match,
+            if_none_match=if_none_match,
+        )
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         self._retry(self.inner.abort_multipart, key, upload_id)
 

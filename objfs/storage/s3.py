@@ -252,10 +252,7 @@ class S3Storage(BodyReads, S3FamilyStorage):
         size = payload_size(data)
         args: dict[str, Any] = {"Bucket": self.bucket, "Key": key, "Body": data, **self._writes}
         args.update(_attributes(metadata, content_type))
-        if if_match is not None:
-            args["IfMatch"] = f'"{if_match}"'
-        if if_none_match:
-            args["IfNoneMatch"] = "*"
+        args.update(_conditions(if_match, if_none_match))
         if md5 is not None:
             args["ContentMD5"] = md5
         with absent_fails_if_match(key, if_match), self._calls(key):
@@ -342,6 +339,22 @@ class S3Storage(BodyReads, S3FamilyStorage):
         self._complete(key, upload_id, parts)
         return self.stat(key)
 
+    def complete_multipart_if(
+        self,
+        key: str,
+        upload_id: str,
+        parts: list[UploadedPart],
+        *,
+        if_match: str | None = None,
+        if_none_match: bool = False,
+    ) -> ObjectInfo:
+        """S3 checks If-Match and If-None-Match in the completion itself, where no other writer
+        can slip in; the stat first serves servers that ignore them (moto ignores If-Match)."""
+        self.check_conditions(key, if_match, if_none_match)
+        with absent_fails_if_match(key, if_match):
+            self._complete(key, upload_id, parts, **_conditions(if_match, if_none_match))
+        return self.stat(key)
+
     def abort_multipart(self, key: str, upload_id: str) -> None:
         with contextlib.suppress(NotFound), self._calls(key):
             self._client.abort_multipart_upload(Bucket=self.bucket, Key=key, UploadId=upload_id)
@@ -368,11 +381,17 @@ class S3Storage(BodyReads, S3FamilyStorage):
 
     # -- helpers -------------------------------------------------------------------------
 
-    def _complete(self, key: str, upload_id: str, parts: list[UploadedPart]) -> dict[str, Any]:
+    def _complete(
+        self, key: str, upload_id: str, parts: list[UploadedPart], **conditions: str
+    ) -> dict[str, Any]:
         listed = [{"PartNumber": part.number, "ETag": f'"{part.etag}"'} for part in parts]
         with self._calls(key):
             return self._client.complete_multipart_upload(
-                Bucket=self.bucket, Key=key, UploadId=upload_id, MultipartUpload={"Parts": listed}
+                Bucket=self.bucket,
+                Key=key,
+                UploadId=upload_id,
+                MultipartUpload={"Parts": listed},
+                **conditions,
             )
 
     def _complete_copy(
@@ -456,6 +475,12 @@ class S3Storage(BodyReads, S3FamilyStorage):
         if reason:
             return Unavailable(f"cannot reach {self._endpoint}: {reason}", key=key)
         return Unavailable(f"{self._where(key)}: {one_line(exc)}", key=key)
+
+
+def _conditions(if_match: str | None, if_none_match: bool) -> dict[str, str]:
+    """S3's request conditions: over this etag only, or only where no object is."""
+    conditions = {"IfMatch": f'"{if_match}"'} if if_match is not None else {}
+    return conditions | ({"IfNoneMatch": "*"} if if_none_match else {})
 
 
 def _attributes(metadata: dict[str, str] | None, content_type: str | None) -> dict[str, Any]:

@@ -34,6 +34,7 @@ from objfs.storage.base import (
     Storage,
     Unavailable,
     Unsupported,
+    UploadedPart,
     content_md5,
 )
 from objfs.storage.local import LocalStorage
@@ -550,3 +551,34 @@ def test_local_url_parsing(tmp_path: Path) -> None:
         registry.open_location(f"local://elsewhere{tmp_path}")
     with pytest.raises(BadConfiguration):
         registry.open_location(f"local://{tmp_path}", {"endpoint": "http://x"})
+
+
+def test_a_conditional_completion_lands_only_over_the_version_named(storage: Storage) -> None:
+    if _refuses_multipart(storage):
+        return
+    part = os.urandom(max(storage.capabilities.min_part_size, 1024))
+
+    def upload(key: str) -> tuple[str, list[UploadedPart]]:
+        upload_id = storage.create_multipart(key)
+        return upload_id, [storage.upload_part(key, upload_id, 1, part, content_md5(part))]
+
+    first = storage.write("cmp/obj", b"first")
+    storage.write("cmp/obj", b"second")
+    upload_id, parts = upload("cmp/obj")
+    with pytest.raises(PreconditionFailed):
+        storage.complete_multipart_if("cmp/obj", upload_id, parts, if_match=first.etag)
+    storage.abort_multipart("cmp/obj", upload_id)
+    assert storage.read("cmp/obj") == b"second"
+
+    upload_id, parts = upload("cmp/obj")
+    with pytest.raises(PreconditionFailed):
+        storage.complete_multipart_if("cmp/obj", upload_id, parts, if_none_match=True)
+    storage.abort_multipart("cmp/obj", upload_id)
+
+    upload_id, parts = upload("cmp/obj")
+    current = storage.stat("cmp/obj").etag
+    storage.complete_multipart_if("cmp/obj", upload_id, parts, if_match=current)
+    assert storage.read("cmp/obj") == part
+    upload_id, parts = upload("cmp/new")
+    storage.complete_multipart_if("cmp/new", upload_id, parts, if_none_match=True)
+    assert storage.read("cmp/new") == part

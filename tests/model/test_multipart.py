@@ -163,3 +163,39 @@ async def test_an_upload_cut_off_midway_is_aborted_never_half_visible(
     assert not bucket.exists("cut.bin")
     assert bucket.list_multipart() == []
     assert vfs.fs.journal.unfinished_uploads() == []
+
+
+async def test_a_retried_completion_never_overwrites_a_newer_object(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    """After close failed, another writer stored the key: the retry goes beside it, not over it."""
+    vfs = parted(mounts, fail_completions=1)
+    data = os.urandom(6 * PART)
+    handle = await write_in_chunks(vfs, "shared.bin", data)
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    bucket.write("shared.bin", b"theirs")
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    await vfs.close(handle)
+    assert bucket.read("shared.bin") == b"theirs"
+    conflicts = [key for key in bucket.scan("") if key.startswith("shared.bin.objfs-conflict-")]
+    assert [bucket.read(key) for key in conflicts] == [data]
+    assert bucket.list_multipart() == []
+
+
+async def test_a_retried_completion_over_an_unchanged_object_lands(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    vfs = parted(mounts)
+    await vfs.write_file("kept.bin", b"old")
+    vfs.storage.fail_completions = 1
+    data = os.urandom(6 * PART)
+    handle = await vfs.open("kept.bin", os.O_WRONLY | os.O_TRUNC)
+    for offset in range(0, len(data), 512):
+        await vfs.fs.write(handle.fh, offset, data[offset : offset + 512])
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    await vfs.close(handle)
+    assert bucket.read("kept.bin") == data
+    assert [key for key in bucket.scan("") if "objfs-conflict" in key] == []
