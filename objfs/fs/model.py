@@ -17,11 +17,12 @@ import os
 import re
 import stat
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
 from dataclasses import dataclass
 from functools import partial
 from typing import Any, TypeVar
 
+import outcome
 import trio
 
 from .. import metrics
@@ -827,9 +828,9 @@ class FileSystem:
             if upload is not None:
                 await upload.abort()  # renamed while written: parts went to the old key
             upload = self._new_upload(node)
+        whole_md5 = self._in_background(self._io, _md5_of, staging)  # while the last parts go up
         info = await self._finish_parts(node, upload, staging)
-        with staging.open_for_upload() as body:
-            md5 = await self._io(content_md5, body)
+        md5 = await whole_md5()
         if node.meta_set_while_dirty or _without_mtime(metadata) != _without_mtime(upload.metadata):
             node.meta_set_while_dirty = False
             info = await self._io(
@@ -839,6 +840,23 @@ class FileSystem:
             metadata = upload.metadata
         self._record_blob(info, md5, node, metadata, upload.part_md5s())
         return info, metadata
+
+    def _in_background(self, fn: Callable[..., Awaitable[T]], *args: Any) -> Callable[[], Awaitable[T]]:
+        """Start `fn(*args)` now in the mount's nursery; the returned function awaits its result."""
+        done, results = trio.Event(), []
+
+        async def run() -> None:
+            results.append(await outcome.acapture(fn, *args))
+            done.set()
+
+        async def result() -> T:
+            await done.wait()
+            return results[0].unwrap()
+
+        if self._nursery is None:
+            raise RuntimeError("the filesystem is not started")
+        self._nursery.start_soon(run)
+        return result
 
     async def _finish_parts(self, node: Node, upload: StreamingUpload, staging: Staging) -> ObjectInfo:
         """Complete; a retry after a failure completes only over the version the bytes derive
@@ -1173,6 +1191,11 @@ class FileSystem:
 
     def statfs(self) -> StatFs:
         return StatFs()
+
+
+def _md5_of(staging: Staging) -> str:
+    with staging.open_for_upload() as body:
+        return content_md5(body)
 
 
 def _without_mtime(metadata: dict[str, str]) -> dict[str, str]:

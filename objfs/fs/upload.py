@@ -132,7 +132,7 @@ class StreamingUpload:
                 version = self.versions.get(number, 0)
                 start, end = self.layout.bounds(number)
                 data = await self.run(staging.read, start, end - start)
-                md5 = content_md5(data)
+                md5 = await self.run(content_md5, data)
                 part = await self.run(self.storage.upload_part, self.key, upload_id, number, data, md5)
                 if self.versions.get(number, 0) == version:
                     self.sent[number] = part
