@@ -11,6 +11,7 @@ import base64
 import contextlib
 import errno
 import fcntl
+import io
 import json
 import os
 import re
@@ -62,6 +63,8 @@ _MISSING = frozenset({errno.ENOENT, errno.ENOTDIR, errno.EISDIR})
 _DENIED = frozenset({errno.EACCES, errno.EPERM, errno.EROFS})
 _NO_ROOM = frozenset({errno.ENOSPC, errno.E2BIG, errno.EDQUOT})
 _NO_XATTRS = frozenset({errno.ENOTSUP, errno.EOPNOTSUPP})
+_NO_COPY_RANGE = frozenset({errno.EXDEV, errno.ENOSYS, errno.EINVAL, errno.ENOTSUP, errno.EOPNOTSUPP})
+COPY_CHUNK = 1 << 30
 
 
 class LocalStorage(Storage):
@@ -505,9 +508,14 @@ def _temp(folder: str) -> Iterator[str]:
 def _fill(out: BinaryIO, data: Payload) -> None:
     if isinstance(data, bytes | bytearray | memoryview):
         out.write(data)
-    else:
-        data.seek(0)
+        return
+    data.seek(0)
+    try:
+        data.fileno()
+    except (AttributeError, io.UnsupportedOperation):
         shutil.copyfileobj(data, out, STREAM_CHUNK)
+    else:
+        _append_file(out, data)
 
 
 def _pread(fd: int, wanted: int, offset: int) -> bytes:
@@ -530,9 +538,23 @@ def _append_part(out: BinaryIO, path: str, part: UploadedPart, key: str) -> None
     """Parts are found by number and etag, so a missing file means the caller's etag was never stored."""
     try:
         with open(path, "rb") as source:
-            shutil.copyfileobj(source, out, STREAM_CHUNK)
+            _append_file(out, source)
     except FileNotFoundError:
         raise IntegrityError(f"part {part.number} of {key} was not uploaded", key=key) from None
+
+
+def _append_file(out: BinaryIO, source: BinaryIO) -> None:
+    """Append `source` to `out` inside the kernel (no pass through Python, a reflink where the
+    filesystem shares extents), as `cp` does; through Python where the kernel cannot."""
+    out.flush()
+    try:
+        while os.copy_file_range(source.fileno(), out.fileno(), COPY_CHUNK):
+            pass
+    except OSError as exc:
+        if exc.errno not in _NO_COPY_RANGE:
+            raise
+        shutil.copyfileobj(source, out, STREAM_CHUNK)
+    out.seek(0, os.SEEK_END)  # the buffered writer learns where the kernel left the file
 
 
 def _stamp(target: str | int) -> None:
