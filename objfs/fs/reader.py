@@ -211,7 +211,7 @@ class BlockReader:
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
         if state.saw(offset, length, slack=2 * self.block_size):
             self._read_ahead(version, state, last)
-        elif offset == 0 and first < last_block(version, self.block_size):
+        elif offset == 0 and first < last_block(version, self.block_size) and not self._in_memory(version, 0):
             self._start_stream(version, state, 0)
         else:
             state.stop_stream()
@@ -225,6 +225,9 @@ class BlockReader:
         data = pieces[0] if len(pieces) == 1 else b"".join(pieces)
         await self._check_whole(version, state.check, offset, data)
         return data
+
+    def _in_memory(self, version: ObjectVersion, index: int) -> bool:
+        return (version.key, version.etag, index) in self.memory
 
     async def block(self, version: ObjectVersion, index: int, stream: Stream | None = None) -> bytes:
         """One block, fetched at most once however many readers want it at the same moment."""
@@ -314,16 +317,27 @@ class BlockReader:
         await self._run_stream(stream, state)
 
     async def _prefetch_from_disk(self, version: ObjectVersion, index: int, state: ReadState) -> None:
-        """Bring a block from the disk cache into memory; a miss sends the reader back to streaming."""
+        """Bring a block from the disk cache into memory; a miss sends the reader back to streaming.
+
+        The block counts as being fetched meanwhile, so a reader that catches up waits for it
+        instead of reading the same file again."""
         slot = (version.key, version.etag, index)
         if self.disk is None or slot in self.memory or slot in self._fetching:
             return
-        cached = await self.run(self.disk.get, version.key, version.etag, index)
+        done = self._fetching[slot] = trio.Event()
+        cached = None
+        try:
+            cached = await self.run(self.disk.get, version.key, version.etag, index)
+        except Exception as exc:  # the reader reads the block itself, and sees any error
+            log.debug("read-ahead of block %d of %s from disk failed: %s", index, version.key, exc)
+        finally:
+            if cached is not None:
+                self.memory[slot] = cached
+            del self._fetching[slot]
+            done.set()
         if cached is None:
             state.from_disk = False
             state.ahead = min(state.ahead, index - 1)
-            return
-        self.memory[slot] = cached
 
     async def _run_stream(self, stream: Stream, state: ReadState) -> None:
         try:

@@ -173,3 +173,19 @@ async def test_a_reader_of_the_first_bytes_costs_at_most_two_blocks(
     assert sorted(fetched) == [0, 1]
     assert dict(vfs.storage.calls) == {"read_stream": 1}
     await vfs.close(handle)
+
+
+async def test_a_warm_pass_streams_again_where_the_disk_cache_ends(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    body = os.urandom(BLOCK * 16)
+    seed(bucket, {"half": body})
+    first = small_blocks(mounts, "stream")
+    handle = await first.open("half")
+    for offset in range(0, 6 * BLOCK, BLOCK):
+        await first.fs.read(handle.fh, offset, BLOCK)
+    await first.close(handle)
+    again = small_blocks(mounts, "stream")
+    assert await again.read_file("half") == body
+    assert again.storage.calls["read_stream"] >= 1
+    assert "read" not in again.storage.calls  # no block fetched by a ranged GET
