@@ -112,7 +112,9 @@ class FileSystem:
         self.recovery = Recovery(storage, self._io, self.journal, config.recovery_dir)
         self._part_slots = trio.Semaphore(config.parts_in_flight)
         self.blocks = (
-            BlockCache(config.blocks_dir, config.cache_size, config.block_size) if config.cache_size else None
+            BlockCache(config.blocks_dir, config.cache_size, config.block_size)
+            if config.cache_size and not storage.capabilities.local_disk
+            else None
         )
         self.reader = BlockReader(
             storage,

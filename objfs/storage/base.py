@@ -109,6 +109,8 @@ class Capabilities:
     etag_is_md5: bool = False
     """A single-request object's etag is the MD5 of its bytes (S3 without KMS or SSE-C), so a
     whole read can be checked against it."""
+    local_disk: bool = False
+    """The objects already are files on this host: a disk cache would only copy them again."""
 
 
 @dataclass(frozen=True)

@@ -79,6 +79,7 @@ class LocalStorage(Storage):
         metadata_in_listing=True,
         min_part_size=1,
         max_metadata_bytes=3072,
+        local_disk=True,
     )
     """ext4 keeps a file's xattrs in one 4 KiB block; 3 KiB of names and values leaves room for
     the per-entry overhead. Past the block, setxattr fails with ENOSPC: a NoSpace, not retried."""

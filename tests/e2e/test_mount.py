@@ -270,3 +270,15 @@ def test_rewriting_a_file_keeps_metadata_other_tools_gave_its_object(
     head = s3_client.head_object(Bucket=s3_bucket, Key="prefs.json")
     assert head["Metadata"]["color"] == "blue"
     assert s3_client.get_object(Bucket=s3_bucket, Key="prefs.json")["Body"].read() == b'{"theme": "dark"}\n'
+
+
+def test_a_local_folder_is_read_from_itself_not_copied_into_the_cache(
+    local_mount: Mount, bucket_dir: Path
+) -> None:
+    data = os.urandom(9 * 1024 * 1024)
+    (bucket_dir / "big.bin").write_bytes(data)
+    assert (local_mount.path / "big.bin").read_bytes() == data
+    cached = [
+        path for path in local_mount.cache_dir.rglob("*") if path.is_file() and path.stat().st_size > 1 << 20
+    ]
+    assert cached == []
