@@ -158,7 +158,8 @@ def add_mount_arguments(parser: argparse.ArgumentParser) -> None:
     behaviour.add_argument(
         "--read-strategy",
         choices=READ_STRATEGIES,
-        help="sequential readers: one streaming GET (stream, default) or parallel ranged GETs (ranges)",
+        help="sequential readers: one streaming GET (stream, the default) or parallel ranged GETs "
+        "(ranges, the default for a local folder)",
     )
     daemon = parser.add_argument_group("process")
     daemon.add_argument("-f", "--foreground", action="store_true", help="stay in the foreground")

@@ -33,8 +33,9 @@ class FsConfig:
     """The unit of reads and of the data cache: one ranged GET fetches one block."""
     read_ahead: int = 16 * 1024 * 1024
     """How far ahead of a sequential reader blocks are fetched."""
-    read_strategy: str = "stream"
-    """`stream`: one streaming GET per sequential pass; `ranges`: parallel ranged GETs."""
+    read_strategy: str | None = None
+    """`stream`: one streaming GET per sequential pass; `ranges`: parallel ranged GETs; None:
+    `ranges` for a backend on local disk (a ranged read is a pread), `stream` for the others."""
     cache_size: int = 1024 * 1024 * 1024
     """Cap of the data cache on disk (blocks of objects read); 0 turns it off."""
     memory_cache: int = 32 * 1024 * 1024

@@ -123,7 +123,7 @@ class FileSystem:
             block_size=config.block_size,
             read_ahead=config.read_ahead,
             memory_bytes=config.memory_cache,
-            strategy=config.read_strategy,
+            strategy=config.read_strategy or ("ranges" if storage.capabilities.local_disk else "stream"),
         )
         self._nursery: trio.Nursery | None = None
         self.limiter = trio.CapacityLimiter(config.max_parallel)
