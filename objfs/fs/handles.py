@@ -19,10 +19,13 @@ from .reader import ReadState
 class Staging:
     """A local copy of one file's bytes; `dirty` while it holds changes not yet in the bucket."""
 
-    def __init__(self, directory: str, base_etag: str | None = None) -> None:
-        os.makedirs(directory, exist_ok=True)
-        fd, self.path = tempfile.mkstemp(prefix="staged-", dir=directory)
-        self._fd = fd
+    def __init__(self, directory: str, base_etag: str | None = None, *, path: str | None = None) -> None:
+        """A new, empty staging file in `directory`, or the one at `path` an earlier run left."""
+        if path is None:
+            os.makedirs(directory, exist_ok=True)
+            self._fd, self.path = tempfile.mkstemp(prefix="staged-", dir=directory)
+        else:
+            self._fd, self.path = os.open(path, os.O_RDWR), path
         self.dirty = False
         self.base_etag = base_etag
         """The object version these bytes derive from (None: a new file); a retry requires it."""
@@ -59,8 +62,11 @@ class Staging:
         """An independent reader at offset 0, so an upload never races the writers' offsets."""
         return open(self.path, "rb")
 
-    def discard(self) -> None:
+    def close(self) -> None:
         os.close(self._fd)
+
+    def discard(self) -> None:
+        self.close()
         os.unlink(self.path)
 
 

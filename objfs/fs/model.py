@@ -36,7 +36,6 @@ from ..storage.base import (
     ListPage,
     NotFound,
     ObjectInfo,
-    PreconditionFailed,
     Storage,
     StorageError,
     Unsupported,
@@ -44,7 +43,6 @@ from ..storage.base import (
 )
 from . import content_type, xattrs
 from .config import FsConfig
-from .conflicts import conflict_key
 from .handles import Handle, Staging
 from .inodes import ROOT_INO, InodeTable, Node
 from .mapping import (
@@ -62,7 +60,7 @@ from .mapping import (
     parent_of,
 )
 from .reader import BlockReader, ObjectVersion
-from .recovery import ConflictStored, Recovery, owed_conditions, stored_beside
+from .recovery import ConflictStored, Recovery, UploadTo
 from .upload import PartLayout, StreamingUpload
 
 log = logging.getLogger(__name__)
@@ -109,7 +107,14 @@ class FileSystem:
         self.records = MetadataRecords(config.records_path)
         self.journal = Journal(config.journal_path)
         self.blobs = BlobRecords(config.blobs_path)
-        self.recovery = Recovery(storage, self._io, self.journal, config.recovery_dir)
+        self.recovery = Recovery(
+            storage,
+            self._io,
+            self.journal,
+            config.recovery_dir,
+            uploads=self._uploads_of,
+            wants_parts=self._wants_parts,
+        )
         self._part_slots = trio.Semaphore(config.parts_in_flight)
         self.blocks = (
             BlockCache(config.blocks_dir, config.cache_size, config.block_size)
@@ -666,20 +671,29 @@ class FileSystem:
     def _wants_parts(self, size: int) -> bool:
         return self.storage.capabilities.multipart and size >= self.config.multipart_threshold
 
-    def _new_upload(self, node: Node, key: str | None = None) -> StreamingUpload:
-        """A multipart upload of the node's bytes to its key (or to `key`, for a conflict copy)."""
+    def _new_upload(self, node: Node) -> StreamingUpload:
+        """A multipart upload of the node's bytes to its key, with its metadata."""
+        upload_to = self._uploads_of(encode_meta(node.posix_meta(), node.extra_meta), node.content_type)
+        return upload_to(self.key(node))
+
+    def _uploads_of(self, metadata: dict[str, str], content_type: str | None) -> UploadTo:
+        """How to start multipart uploads of bytes with this metadata, to any key (conflict copies too)."""
         part_size = max(self.config.part_size, self.storage.capabilities.min_part_size)
-        return StreamingUpload(
-            self.storage,
-            self._io,
-            PartLayout(part_size),
-            self._part_slots,
-            key or self.key(node),
-            encode_meta(node.posix_meta(), node.extra_meta),
-            node.content_type,
-            on_start=self.journal.upload_started,
-            on_end=self.journal.upload_ended,
-        )
+
+        def upload_to(key: str) -> StreamingUpload:
+            return StreamingUpload(
+                self.storage,
+                self._io,
+                PartLayout(part_size),
+                self._part_slots,
+                key,
+                metadata,
+                content_type,
+                on_start=self.journal.upload_started,
+                on_end=self.journal.upload_ended,
+            )
+
+        return upload_to
 
     async def _send_full_parts(self, node: Node, start: int, end: int) -> None:
         """Upload completed parts in the background, so close waits only for the last ones."""
@@ -865,12 +879,8 @@ class FileSystem:
         from, and if the object changed meanwhile the bytes go beside it under a conflict name."""
         if not staging.failed:
             return await upload.finish(staging)
-        try:
-            return await upload.finish(staging, owed_conditions(staging.base_etag))
-        except PreconditionFailed:
-            conflict = conflict_key(upload.key)
-            await self._new_upload(node, conflict).finish(staging)
-            raise stored_beside(upload.key, conflict) from None
+        upload_to = self._uploads_of(upload.metadata, upload.content_type)
+        return await self.recovery.finish_owed_parts(upload_to, upload, staging)
 
     async def _truncate(self, node: Node, size: int) -> None:
         if node.is_dir:

@@ -18,9 +18,13 @@ from typing import Any, BinaryIO
 from ..cache.journal import CLOSING, Journal, StagedFile
 from ..storage.base import ObjectInfo, PreconditionFailed, Storage, StorageError, content_md5
 from .conflicts import conflict_key
+from .handles import Staging
+from .upload import StreamingUpload
 
 log = logging.getLogger(__name__)
 Runner = Callable[..., Awaitable[Any]]
+UploadTo = Callable[[str], StreamingUpload]
+"""A new multipart upload of one file's bytes, with its metadata, to the key given."""
 
 
 class ConflictStored(OSError):
@@ -47,11 +51,23 @@ def stored_beside(key: str, conflict: str) -> ConflictStored:
 class Recovery:
     """What one cache directory's journal says is still owed, and how it is paid."""
 
-    def __init__(self, storage: Storage, run: Runner, journal: Journal, recovery_dir: str) -> None:
+    def __init__(
+        self,
+        storage: Storage,
+        run: Runner,
+        journal: Journal,
+        recovery_dir: str,
+        *,
+        uploads: Callable[[dict[str, str], str | None], UploadTo],
+        wants_parts: Callable[[int], bool],
+    ) -> None:
         self.storage = storage
         self.run = run
         self.journal = journal
         self.recovery_dir = recovery_dir
+        self.uploads = uploads
+        """Given metadata and content type, how to start uploads of a file's bytes in parts."""
+        self.wants_parts = wants_parts
 
     async def after_crash(self) -> None:
         """At mount: abort stranded uploads, store what closes owed, set aside open files."""
@@ -89,6 +105,18 @@ class Recovery:
             )
             raise stored_beside(key, conflict) from None
 
+    async def finish_owed_parts(
+        self, upload_to: UploadTo, upload: StreamingUpload, staging: Staging
+    ) -> ObjectInfo:
+        """`put_owed` for a file sent in parts: complete only over the version the bytes derive
+        from, else send them again beside it under a conflict name."""
+        try:
+            return await upload.finish(staging, owed_conditions(staging.base_etag))
+        except PreconditionFailed:
+            conflict = conflict_key(upload.key)
+            await upload_to(conflict).finish(staging)
+            raise stored_beside(upload.key, conflict) from None
+
     async def _recover_staged_files(self) -> None:
         """After a crash: upload what a close owed; set aside what was never closed."""
         for entry in self.journal.staged_files():
@@ -100,29 +128,30 @@ class Recovery:
                 self._set_aside(entry)
 
     async def _finish_owed_upload(self, entry: StagedFile) -> None:
-        with open(entry.path, "rb") as body:
-            try:
-                await self.put_owed(
-                    entry.key,
-                    body,
-                    await self.run(content_md5, body),
-                    entry.metadata,
-                    entry.content_type,
-                    entry.base_etag,
-                )
-                log.info("stored %s, whose close was cut short by a crash", entry.key)
-            except ConflictStored:
-                pass
-            except StorageError as exc:
-                log.error(
-                    "%s still owed to the bucket (kept in %s, retried next mount): %s",
-                    entry.key,
-                    entry.path,
-                    exc,
-                )
-                return
+        staging = Staging(os.path.dirname(entry.path), entry.base_etag, path=entry.path)
+        try:
+            await self._store_owed(entry, staging)
+            log.info("stored %s, whose close was cut short by a crash", entry.key)
+        except ConflictStored:
+            pass
+        except StorageError as exc:
+            log.error(
+                "%s still owed to the bucket (kept in %s, retried next mount): %s", entry.key, entry.path, exc
+            )
+            staging.close()
+            return
+        staging.discard()
         self.journal.unstaged(entry.path)
-        os.unlink(entry.path)
+
+    async def _store_owed(self, entry: StagedFile, staging: Staging) -> None:
+        """In parts where a close would have used them, so no size limit of a single PUT applies."""
+        if self.wants_parts(staging.size):
+            upload_to = self.uploads(entry.metadata, entry.content_type)
+            await self.finish_owed_parts(upload_to, upload_to(entry.key), staging)
+            return
+        with staging.open_for_upload() as body:
+            md5 = await self.run(content_md5, body)
+            await self.put_owed(entry.key, body, md5, entry.metadata, entry.content_type, entry.base_etag)
 
     def _set_aside(self, entry: StagedFile) -> None:
         """Bytes of a file open at the crash were never acknowledged: keep them, off the real key."""

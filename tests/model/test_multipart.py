@@ -199,3 +199,22 @@ async def test_a_retried_completion_over_an_unchanged_object_lands(
     await vfs.close(handle)
     assert bucket.read("kept.bin") == data
     assert [key for key in bucket.scan("") if "objfs-conflict" in key] == []
+
+
+async def test_a_large_close_cut_short_by_a_crash_is_finished_in_parts(
+    mounts: Mounts, bucket: MemoryStorage
+) -> None:
+    """No single-PUT size limit applies to owed bytes: they go up in parts, as the close would."""
+    vfs = parted(mounts, fail_completions=1)
+    data = os.urandom(6 * PART)
+    handle = await write_in_chunks(vfs, "owed.bin", data)
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    again = parted(mounts)  # the first mount is abandoned, as a crash leaves it
+    with trio.fail_after(5):
+        while not bucket.exists("owed.bin"):
+            await trio.sleep(0.01)
+    assert bucket.read("owed.bin") == data
+    assert bucket.stat("owed.bin").etag.endswith("-6")
+    assert again.storage.parts_sent == 6
+    assert bucket.list_multipart() == []
