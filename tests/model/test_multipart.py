@@ -51,6 +51,15 @@ async def write_in_chunks(vfs: Client, path: str, data: bytes, chunk: int = 512)
     return handle
 
 
+async def failed_close(mounts: Mounts, path: str, data: bytes) -> tuple[Client, Any]:
+    """A large file whose completion failed: EIO at close, its handle still open, bytes staged."""
+    vfs = parted(mounts, fail_completions=1)
+    handle = await write_in_chunks(vfs, path, data)
+    with expect_errno(errno.EIO):
+        await vfs.fs.flush(handle.fh)
+    return vfs, handle
+
+
 async def test_parts_are_sent_while_the_file_is_written(mounts: Mounts, bucket: MemoryStorage) -> None:
     vfs = parted(mounts)
     data = os.urandom(10 * PART + 100)
@@ -86,11 +95,8 @@ async def test_small_files_take_one_put(mounts: Mounts, bucket: MemoryStorage) -
 async def test_failed_completion_aborts_reports_eio_and_keeps_the_data(
     mounts: Mounts, bucket: MemoryStorage
 ) -> None:
-    vfs = parted(mounts, fail_completions=1)
     data = os.urandom(6 * PART)
-    handle = await write_in_chunks(vfs, "retry.bin", data)
-    with expect_errno(errno.EIO):
-        await vfs.fs.flush(handle.fh)
+    vfs, handle = await failed_close(mounts, "retry.bin", data)
     assert not bucket.exists("retry.bin")
     assert bucket.list_multipart() == []
     await vfs.fs.flush(handle.fh)
@@ -169,11 +175,8 @@ async def test_a_retried_completion_never_overwrites_a_newer_object(
     mounts: Mounts, bucket: MemoryStorage
 ) -> None:
     """After close failed, another writer stored the key: the retry goes beside it, not over it."""
-    vfs = parted(mounts, fail_completions=1)
     data = os.urandom(6 * PART)
-    handle = await write_in_chunks(vfs, "shared.bin", data)
-    with expect_errno(errno.EIO):
-        await vfs.fs.flush(handle.fh)
+    vfs, handle = await failed_close(mounts, "shared.bin", data)
     bucket.write("shared.bin", b"theirs")
     with expect_errno(errno.EIO):
         await vfs.fs.flush(handle.fh)
@@ -205,11 +208,8 @@ async def test_a_large_close_cut_short_by_a_crash_is_finished_in_parts(
     mounts: Mounts, bucket: MemoryStorage
 ) -> None:
     """No single-PUT size limit applies to owed bytes: they go up in parts, as the close would."""
-    vfs = parted(mounts, fail_completions=1)
     data = os.urandom(6 * PART)
-    handle = await write_in_chunks(vfs, "owed.bin", data)
-    with expect_errno(errno.EIO):
-        await vfs.fs.flush(handle.fh)
+    await failed_close(mounts, "owed.bin", data)
     again = parted(mounts)  # the first mount is abandoned, as a crash leaves it
     with trio.fail_after(5):
         while not bucket.exists("owed.bin"):
