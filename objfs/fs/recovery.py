@@ -138,9 +138,10 @@ class Recovery:
             log.error(
                 "%s still owed to the bucket (kept in %s, retried next mount): %s", entry.key, entry.path, exc
             )
-            staging.close()
             return
-        staging.discard()
+        finally:
+            staging.close()
+        os.unlink(entry.path)
         self.journal.unstaged(entry.path)
 
     async def _store_owed(self, entry: StagedFile, staging: Staging) -> None:
