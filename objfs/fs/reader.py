@@ -19,6 +19,7 @@ its end against the object's MD5.
 from __future__ import annotations
 
 import base64
+import contextlib
 import hashlib
 import logging
 from collections.abc import Awaitable, Callable, Iterable, Iterator
@@ -62,6 +63,12 @@ class ObjectVersion:
     """The whole object's MD5 where something vouches for it (see FileSystem.expected_md5)."""
 
 
+def pulse(event: trio.Event) -> trio.Event:
+    """Wake everyone waiting on `event`; the fresh event to wait on for the next change."""
+    event.set()
+    return trio.Event()
+
+
 @dataclass
 class WholeCheck:
     """The MD5 of what one handle reads from byte 0 in order, hashed off the event loop."""
@@ -86,8 +93,7 @@ class WholeCheck:
         self.wake()
 
     def wake(self) -> None:
-        advanced, self.advanced = self.advanced, trio.Event()
-        advanced.set()
+        self.advanced = pulse(self.advanced)
 
 
 @dataclass
@@ -114,8 +120,7 @@ class ReadState:
         near = self.next_offset - slack <= offset <= self.next_offset + slack
         self.streak = self.streak + 1 if near else 0
         self.next_offset = max(self.next_offset, offset + length) if near else offset + length
-        moved, self.moved = self.moved, trio.Event()
-        moved.set()
+        self.moved = pulse(self.moved)
         return self.streak >= SEQUENTIAL_AFTER
 
     def stop_stream(self) -> None:
@@ -140,8 +145,7 @@ class Stream:
         return self.active and self.next_index <= index < self.next_index + self.window
 
     def advanced(self) -> None:
-        progress, self.progress = self.progress, trio.Event()
-        progress.set()
+        self.progress = pulse(self.progress)
 
     def stop(self) -> None:
         self.active = False
@@ -211,7 +215,7 @@ class BlockReader:
         first, last = offset // self.block_size, (offset + length - 1) // self.block_size
         if state.saw(offset, length, slack=2 * self.block_size):
             self._read_ahead(version, state, last)
-        elif offset == 0 and first < last_block(version, self.block_size) and not self._in_memory(version, 0):
+        elif offset == 0 and last_block(version, self.block_size) > 0 and not self._in_memory(version, 0):
             self._start_stream(version, state, 0)
         else:
             state.stop_stream()
@@ -243,11 +247,17 @@ class BlockReader:
             if slot not in self._fetching:
                 break
             await self._fetching[slot].wait()
-        done = self._fetching[slot] = trio.Event()
-        try:
+        with self._on_its_way(slot):
             data = await self._load(version, index)
             self.memory[slot] = data
             return data
+
+    @contextlib.contextmanager
+    def _on_its_way(self, slot: tuple[str, str, int]) -> Iterator[None]:
+        """Mark a block as being fetched, so readers that want it wait instead of fetching it too."""
+        done = self._fetching[slot] = trio.Event()
+        try:
+            yield
         finally:
             del self._fetching[slot]
             done.set()
@@ -304,40 +314,40 @@ class BlockReader:
     async def _stream_unless_cached(self, stream: Stream, state: ReadState) -> None:
         """Stream on, unless the disk cache has the next block: then the reader is served ahead
         from the disk, several blocks at once, until a block is missing there."""
-        version, index = stream.version, stream.next_index
-        if self.disk is not None:
-            cached = await self.run(self.disk.get, version.key, version.etag, index)
-            if cached is not None:
-                self.memory[(version.key, version.etag, index)] = cached
-                state.from_disk = True
-                stream.stop()
-                if state.stream is stream:
-                    state.stream = None
-                return
+        if await self._from_disk(stream.version, stream.next_index):
+            state.from_disk = True
+            stream.stop()
+            if state.stream is stream:
+                state.stream = None
+            return
         await self._run_stream(stream, state)
 
     async def _prefetch_from_disk(self, version: ObjectVersion, index: int, state: ReadState) -> None:
-        """Bring a block from the disk cache into memory; a miss sends the reader back to streaming.
-
-        The block counts as being fetched meanwhile, so a reader that catches up waits for it
-        instead of reading the same file again."""
-        slot = (version.key, version.etag, index)
-        if self.disk is None or slot in self.memory or slot in self._fetching:
-            return
-        done = self._fetching[slot] = trio.Event()
-        cached = None
-        try:
-            cached = await self.run(self.disk.get, version.key, version.etag, index)
-        except Exception as exc:  # the reader reads the block itself, and sees any error
-            log.debug("read-ahead of block %d of %s from disk failed: %s", index, version.key, exc)
-        finally:
-            if cached is not None:
-                self.memory[slot] = cached
-            del self._fetching[slot]
-            done.set()
-        if cached is None:
+        """A miss in the disk cache sends the reader back to streaming, from that block on."""
+        if not await self._from_disk(version, index):
             state.from_disk = False
             state.ahead = min(state.ahead, index - 1)
+
+    async def _from_disk(self, version: ObjectVersion, index: int) -> bool:
+        """Bring a block from the disk cache into memory; False if the disk cache lacks it.
+
+        The block counts as being fetched meanwhile, so a reader that catches up waits for it
+        instead of reading the same file again. A block already in memory, or on its way, counts."""
+        slot = (version.key, version.etag, index)
+        if self.disk is None:
+            return False
+        if slot in self.memory or slot in self._fetching:
+            return True
+        with self._on_its_way(slot):
+            try:
+                cached = await self.run(self.disk.get, version.key, version.etag, index)
+            except Exception as exc:  # the reader reads the block itself, and sees any error
+                log.debug("read-ahead of block %d of %s from disk failed: %s", index, version.key, exc)
+                return False
+            if cached is None:
+                return False
+            self.memory[slot] = cached
+            return True
 
     async def _run_stream(self, stream: Stream, state: ReadState) -> None:
         try:
