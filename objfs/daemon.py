@@ -37,7 +37,6 @@ from .storage.retrying import RetryingStorage
 log = logging.getLogger(__name__)
 M_MMAP_THRESHOLD = -3
 """mallopt's parameter number for the mapping threshold, from glibc's malloc.h."""
-LARGE_BUFFER = 4 * 1024 * 1024
 
 
 class Readiness:
@@ -91,7 +90,7 @@ def cache_dir_lock(cache_dir: str) -> Iterator[None]:
 
 def serve(location: Location, spec: MountSpec, readiness: Readiness) -> None:
     config = FsConfig(prefix=location.prefix, **spec.fs_settings)
-    return_large_buffers_to_the_system()
+    return_large_buffers_to_the_system(config.block_size)
     with cache_dir_lock(config.cache_dir):
         fs = FileSystem(location.storage, config)
         metrics.track_dirty_bytes(fs.dirty_bytes)
@@ -226,7 +225,7 @@ def widen_kernel_read_ahead(device: int, read_ahead: int) -> None:
         log.debug("kernel read-ahead left at its default (%s): %s", setting, exc)
 
 
-def return_large_buffers_to_the_system(threshold: int = LARGE_BUFFER) -> None:
+def return_large_buffers_to_the_system(threshold: int) -> None:
     """Give every buffer of `threshold` bytes or more its own mapping, unmapped when it is freed.
 
     glibc raises its mapping threshold each time such a buffer is freed (up to 32 MiB); after
