@@ -679,7 +679,6 @@ PRODUCES: dict[Figure, list[str]] = {
     fig_listing: ["4 ls -l"],
     fig_small_reads: ["5 small reads"],
 }
-ALL_FIGURES: list[Figure] = [fig_write, fig_read, fig_creates, fig_listing, fig_small_reads]
 FIGURE_NAMES: dict[str, Figure] = {
     "write": fig_write,
     "read": fig_read,
@@ -687,6 +686,7 @@ FIGURE_NAMES: dict[str, Figure] = {
     "listing": fig_listing,
     "small-reads": fig_small_reads,
 }
+ALL_FIGURES: list[Figure] = list(FIGURE_NAMES.values())
 LATENCY_FIGURES: dict[Figure, Figure] = {
     fig_read: fig_cold_read,
     fig_creates: fig_creates,
