@@ -14,7 +14,7 @@ Invariants that make a crash, a full disk or a flipped bit cost a refetch and ne
 - on open, rows without files, files without rows and leftover temporary files are removed.
 
 Nothing is fsynced: the data can always be fetched again, and the checksum turns a block a
-power loss emptied into a miss.
+power loss emptied into a miss. Large block files bypass the page cache (`direct_io`).
 """
 
 from __future__ import annotations
@@ -29,6 +29,7 @@ from collections.abc import Iterator
 
 import xxhash
 
+from .direct_io import DirectFiles
 from .sqlite import SqliteStore
 
 log = logging.getLogger(__name__)
@@ -47,19 +48,9 @@ BlockId = tuple[str, str, int]
 _WHERE_BLOCK = "key = ? AND etag = ? AND idx = ?"
 
 
-def _write_file(path: str, data: bytes) -> None:
-    """Create `path`, which must not exist, holding `data`, readable by the owner only.
-
-    Module level so a test can make it fail like a full disk.
-    """
-    with open(path, "xb", opener=lambda name, flags: os.open(name, flags, 0o600)) as file:
-        file.write(data)
-
-
-def _read_file(path: str, limit: int) -> bytes:
-    """At most `limit` bytes of `path`: a file that grew by corruption cannot exhaust memory."""
-    with open(path, "rb") as file:
-        return file.read(limit)
+def _write_file(files: DirectFiles, path: str, data: bytes | memoryview) -> None:
+    """Module level so a test can make it fail like a full disk."""
+    files.write_new(path, data)
 
 
 def _unlink(path: str) -> None:
@@ -67,7 +58,7 @@ def _unlink(path: str) -> None:
         os.unlink(path)
 
 
-def checksum(data: bytes) -> str:
+def checksum(data: bytes | memoryview) -> str:
     """XXH3-128 in hex: btrfs, zstd and rsync guard data with the xxHash family.
 
     It catches what befalls a cache file (torn writes, flipped bits, a block zeroed by a power
@@ -125,6 +116,7 @@ class BlockCache(SqliteStore):
         self.capacity = capacity
         self.block_size = block_size
         self._blocks_dir = os.path.join(directory, "blocks")
+        self._files = DirectFiles(block_size)
         os.makedirs(self._blocks_dir, mode=0o700, exist_ok=True)
         super().__init__(os.path.join(directory, "blocks.sqlite"))
         self._pending_hits: dict[BlockId, int] = {}
@@ -146,7 +138,7 @@ class BlockCache(SqliteStore):
         with self._lock:
             return self._used
 
-    def get(self, key: str, etag: str, index: int) -> bytes | None:
+    def get(self, key: str, etag: str, index: int) -> bytes | memoryview | None:
         """Block `index` of version `etag` of `key`, or None if it is not cached or failed its checksum."""
         block = (key, etag, index)
         with self._lock:
@@ -160,7 +152,7 @@ class BlockCache(SqliteStore):
             self._touch(block)
         return data
 
-    def put(self, key: str, etag: str, index: int, data: bytes) -> bool:
+    def put(self, key: str, etag: str, index: int, data: bytes | memoryview) -> bool:
         """Cache `data` as block `index` of version `etag` of `key`; whether it was stored.
 
         Never raises for a disk problem: a full or failing disk degrades the cache to uncached
@@ -176,7 +168,7 @@ class BlockCache(SqliteStore):
         digest = checksum(data)
         try:
             os.makedirs(os.path.dirname(path), mode=0o700, exist_ok=True)
-            _write_file(temp, data)
+            _write_file(self._files, temp, data)
             with self._lock:
                 os.replace(temp, path)
                 self._record(block, len(data), digest)
@@ -277,10 +269,10 @@ class BlockCache(SqliteStore):
             self._pending_hits.pop(block, None)
             _unlink(self._path(block))
 
-    def _load(self, block: BlockId, size: int, expected: str) -> tuple[bytes | None, str | None]:
+    def _load(self, block: BlockId, size: int, expected: str) -> tuple[bytes | memoryview | None, str | None]:
         """The block's bytes if its file holds what the index says, else what is wrong with it."""
         try:
-            data = _read_file(self._path(block), size + 1)
+            data = self._files.read(self._path(block), size)
         except OSError as exc:
             return None, exc.strerror or str(exc)
         found = checksum(data)
@@ -288,7 +280,7 @@ class BlockCache(SqliteStore):
             return None, f"{len(data)} of {size} bytes, checksum {found}"
         return data, None
 
-    def _recheck(self, block: BlockId) -> bytes | None:
+    def _recheck(self, block: BlockId) -> bytes | memoryview | None:
         """Judge a block that failed its check again, under the lock, where no other thread can be
         evicting or replacing it: only a block that is still bad is dropped, with one warning."""
         with self._lock:

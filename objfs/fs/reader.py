@@ -30,6 +30,7 @@ import trio
 from cachetools import LRUCache
 
 from .. import metrics
+from ..cache.direct_io import aligned_buffer
 from ..storage.base import Archived, IntegrityError, Storage, StorageError
 
 log = logging.getLogger(__name__)
@@ -42,12 +43,16 @@ UNREADABLE_REMEMBERED = 4096
 """Object versions remembered as unreadable, so reading one again fails without a request."""
 
 
+Block = bytes | memoryview
+"""A block's bytes; a view where the disk cache read them into aligned memory of their own."""
+
+
 class BlockStore(Protocol):
     """The disk cache as the reader uses it (objfs.cache.blocks.BlockCache)."""
 
-    def get(self, key: str, etag: str, index: int) -> bytes | None: ...
+    def get(self, key: str, etag: str, index: int) -> Block | None: ...
 
-    def put(self, key: str, etag: str, index: int, data: bytes) -> bool: ...
+    def put(self, key: str, etag: str, index: int, data: Block) -> bool: ...
 
     def invalidate(self, key: str, keep_etag: str | None = None) -> None: ...
 
@@ -156,22 +161,24 @@ def last_block(version: ObjectVersion, block_size: int) -> int:
     return max(0, version.size - 1) // block_size
 
 
-def cut_blocks(chunks: Iterable[bytes], size: int) -> Iterator[bytes]:
+def cut_blocks(chunks: Iterable[bytes], size: int) -> Iterator[Block]:
     """Chunks regrouped into blocks of `size` bytes (the last may be shorter).
 
-    Chunks that add up to a block are joined once; a block is never copied again after.
+    Each block is filled in aligned memory, the one copy a block gets: the disk cache writes it
+    from there directly, and reads hand FUSE views of it.
     """
-    parts: list[bytes] = []
-    held = 0
+    block, filled = aligned_buffer(size), 0
     for chunk in chunks:
-        parts.append(chunk)
-        held += len(chunk)
-        while held >= size:
-            joined = b"".join(parts)
-            yield joined[:size]  # the very object when the chunks made exactly one block
-            parts, held = [joined[size:]], held - size
-    if held:
-        yield b"".join(parts)
+        rest = memoryview(chunk)
+        while rest:
+            taken = min(len(rest), size - filled)
+            block[filled : filled + taken] = rest[:taken]
+            filled, rest = filled + taken, rest[taken:]
+            if filled == size:
+                yield block
+                block, filled = aligned_buffer(size), 0
+    if filled:
+        yield block[:filled]
 
 
 class BlockReader:
@@ -194,7 +201,7 @@ class BlockReader:
         self.block_size = block_size
         self.read_ahead = read_ahead
         self.strategy = strategy
-        self.memory: LRUCache[tuple[str, str, int], bytes] = LRUCache(maxsize=memory_bytes, getsizeof=len)
+        self.memory: LRUCache[tuple[str, str, int], Block] = LRUCache(maxsize=memory_bytes, getsizeof=len)
         self._fetching: dict[tuple[str, str, int], trio.Event] = {}
         self._unreadable: LRUCache[tuple[str, str], StorageError] = LRUCache(maxsize=UNREADABLE_REMEMBERED)
         """Archived versions, and versions that failed their whole-object check: reading one
@@ -233,7 +240,7 @@ class BlockReader:
     def _in_memory(self, version: ObjectVersion, index: int) -> bool:
         return (version.key, version.etag, index) in self.memory
 
-    async def block(self, version: ObjectVersion, index: int, stream: Stream | None = None) -> bytes:
+    async def block(self, version: ObjectVersion, index: int, stream: Stream | None = None) -> Block:
         """One block, fetched at most once however many readers want it at the same moment."""
         slot = (version.key, version.etag, index)
         while True:
@@ -262,7 +269,7 @@ class BlockReader:
             del self._fetching[slot]
             done.set()
 
-    async def _load(self, version: ObjectVersion, index: int) -> bytes:
+    async def _load(self, version: ObjectVersion, index: int) -> Block:
         if self.disk is not None:
             cached = await self.run(self.disk.get, version.key, version.etag, index)
             if cached is not None:
@@ -368,7 +375,7 @@ class BlockReader:
                 return
             index += 1
 
-    async def _delivered(self, stream: Stream, state: ReadState, index: int, data: bytes) -> bool:
+    async def _delivered(self, stream: Stream, state: ReadState, index: int, data: Block) -> bool:
         """Publish a streamed block, then hold the stream until the reader is near enough.
 
         The block goes to the disk cache in another thread, so the stream reads on meanwhile;
@@ -385,7 +392,7 @@ class BlockReader:
             await state.moved.wait()
         return stream.active
 
-    async def _keep(self, version: ObjectVersion, index: int, data: bytes) -> None:
+    async def _keep(self, version: ObjectVersion, index: int, data: Block) -> None:
         assert self.disk is not None
         try:
             await self.run(self.disk.put, version.key, version.etag, index, data)

@@ -216,7 +216,7 @@ def test_corrupt_block_is_a_miss_dropped_with_one_warning(
     assert cache.get("photos/dog.jpeg", "e", 0) == data_for("dog", 0)
 
 
-def _disk_full(path: str, data: bytes) -> None:
+def _disk_full(_files: object, path: str, data: bytes) -> None:
     """Like a write that ran out of space half way: a partial file, then ENOSPC."""
     with open(path, "xb") as file:
         file.write(data[: len(data) // 2])

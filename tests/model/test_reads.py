@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import base64
+import ctypes
 import errno
 import hashlib
 import os
@@ -10,6 +11,8 @@ import os
 import pytest
 import trio
 
+from objfs.cache.direct_io import ALIGNMENT
+from objfs.fs.reader import cut_blocks
 from objfs.storage.memory import MemoryStorage
 
 from .support import Client, Mounts, expect_errno, seed
@@ -189,3 +192,14 @@ async def test_a_warm_pass_streams_again_where_the_disk_cache_ends(
     assert await again.read_file("half") == body
     assert again.storage.calls["read_stream"] >= 1
     assert "read" not in again.storage.calls  # no block fetched by a ranged GET
+
+
+@pytest.mark.parametrize("chunk", [1, 7, 4096, 10_000, 3 * 4096])
+def test_streamed_chunks_are_cut_into_whole_blocks_in_aligned_memory(chunk: int) -> None:
+    """However the service's stream is chunked, blocks hold the right bytes, ready for direct I/O."""
+    data = os.urandom(5 * 4096 + 123)
+    chunks = [data[start : start + chunk] for start in range(0, len(data), chunk)]
+    cut = list(cut_blocks(chunks, 2 * 4096))
+    assert [len(block) for block in cut] == [8192, 8192, 4096 + 123]
+    assert b"".join(cut) == data
+    assert all(ctypes.addressof(ctypes.c_char.from_buffer(block)) % ALIGNMENT == 0 for block in cut)
