@@ -101,27 +101,24 @@ class DirectFiles:
 
     @contextlib.contextmanager
     def _opened(self, path: str, flags: int, size: int) -> Iterator[tuple[int, bool]]:
-        direct = self.direct and DIRECT_FROM <= size <= self.largest
-        fd = self._open(path, flags, direct)
-        if fd is None:
-            direct, fd = False, os.open(path, flags, 0o600)
+        fd, direct = self._open(path, flags, self.direct and DIRECT_FROM <= size <= self.largest)
         try:
             yield fd, direct
         finally:
             os.close(fd)
 
-    def _open(self, path: str, flags: int, direct: bool) -> int | None:
-        """`path` opened for direct I/O, or None where this file system refuses it."""
-        if not direct:
-            return None
-        try:
-            return os.open(path, flags | os.O_DIRECT, 0o600)
-        except OSError as exc:
-            if exc.errno != errno.EINVAL:
-                raise
-        self.direct = False
-        log.info("the cache's file system refuses direct I/O; block files go through the page cache")
-        return None
+    def _open(self, path: str, flags: int, direct: bool) -> tuple[int, bool]:
+        """`path` opened, for direct I/O if `direct` and the file system allows it; and whether it was."""
+        if direct:
+            try:
+                return os.open(path, flags | os.O_DIRECT, 0o600), True
+            except OSError as exc:
+                if exc.errno != errno.EINVAL:
+                    raise
+            self.direct = False
+            log.info("the cache's file system refuses direct I/O; block files go through the page cache")
+            flags &= ~os.O_EXCL  # Linux refuses O_DIRECT after creating the file
+        return os.open(path, flags, 0o600), False
 
 
 def _aligned_copy(data: bytes | memoryview, size: int | None = None) -> memoryview:
