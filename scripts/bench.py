@@ -591,6 +591,7 @@ def fig_read(bench: Bench, backend: Backend, *, warm: bool = True) -> list[Row]:
         if warm:
             again = bench.measure(backend, lambda: expect(read_file(path), size, "warm read"), cold=True)
             rows.append(warm_row(bench, backend, again, extra))
+            rows.append(rss_row("7 peak RSS (read, re-read)", backend.label, vm_hwm_mib(mount.pid)))
     return rows
 
 
