@@ -12,8 +12,8 @@ size. Blocks are therefore made in aligned memory (`aligned_buffer`: the reader 
 streams into such blocks, and reads land in one), and written from it as they are; other
 bytes are copied into aligned memory first. A file whose length is not a multiple of the
 alignment is written padded, then truncated. Small files gain nothing and would pay a disk
-round trip each, so they stay buffered. A file system that refuses O_DIRECT (EINVAL at open)
-is remembered and gets buffered I/O from then on.
+round trip each, so they stay buffered. A file system that refuses O_DIRECT (EINVAL at open,
+or at the first read or write) is remembered and gets buffered I/O from then on.
 """
 
 from __future__ import annotations
@@ -21,11 +21,14 @@ from __future__ import annotations
 import contextlib
 import ctypes
 import errno
+import fcntl
 import logging
 import os
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
+from typing import Any, TypeVar
 
 log = logging.getLogger(__name__)
+T = TypeVar("T")
 
 ALIGNMENT = 4096
 """Page size, and a multiple of every sector size in use (512 and 4096)."""
@@ -76,28 +79,40 @@ class DirectFiles:
         """Create `path`, which must not exist, holding `data`, readable by the owner only."""
         flags = os.O_WRONLY | os.O_CREAT | os.O_EXCL
         with self._opened(path, flags, len(data)) as (fd, direct):
-            if not direct:
-                _write_all(fd, memoryview(data))
-                return
-            view = data if _is_aligned(data) else _aligned_copy(data)
-            whole = len(view) - len(view) % ALIGNMENT
-            _write_all(fd, view[:whole])
-            if whole < len(view):
-                _write_all(fd, _aligned_copy(view[whole:], ALIGNMENT))
-                os.ftruncate(fd, len(view))
+            if direct:
+                if self._unless_refused(fd, _write_direct, fd, data):
+                    return
+                os.ftruncate(fd, 0)  # whatever the refused write left
+                os.lseek(fd, 0, os.SEEK_SET)
+            _write_all(fd, memoryview(data))
 
     def read(self, path: str, size: int) -> bytes | memoryview:
         """The bytes of `path`, expected to hold `size`; at most `size + 1`, so a longer file shows.
 
         A direct read lands in the aligned memory it is returned in: no scratch buffer, no copy."""
         with self._opened(path, os.O_RDONLY, size) as (fd, direct):
-            if not direct:
-                return _read_up_to(fd, size + 1)
-            view = aligned_buffer(aligned(size + 1))
-            filled = 0
-            while filled < len(view) and (count := os.readv(fd, [view[filled:]])):
-                filled += count
-            return view[: min(filled, size + 1)]
+            if direct:
+                if (data := self._unless_refused(fd, _read_direct, fd, size + 1)) is not None:
+                    return data
+                os.lseek(fd, 0, os.SEEK_SET)
+            return _read_up_to(fd, size + 1)
+
+    def _unless_refused(self, fd: int, io: Callable[..., T], *args: Any) -> T | None:
+        """`io(*args)`, or None where the file system refuses direct I/O only once asked for it
+        (EINVAL for an alignment it does not accept): `fd` is then switched to buffered I/O."""
+        try:
+            return io(*args)
+        except OSError as exc:
+            if exc.errno != errno.EINVAL:
+                raise
+        self._refused()
+        fcntl.fcntl(fd, fcntl.F_SETFL, fcntl.fcntl(fd, fcntl.F_GETFL) & ~os.O_DIRECT)
+        return None
+
+    def _refused(self) -> None:
+        if self.direct:
+            log.info("the cache's file system refuses direct I/O; block files go through the page cache")
+        self.direct = False
 
     @contextlib.contextmanager
     def _opened(self, path: str, flags: int, size: int) -> Iterator[tuple[int, bool]]:
@@ -115,10 +130,29 @@ class DirectFiles:
             except OSError as exc:
                 if exc.errno != errno.EINVAL:
                     raise
-            self.direct = False
-            log.info("the cache's file system refuses direct I/O; block files go through the page cache")
+            self._refused()
             flags &= ~os.O_EXCL  # Linux refuses O_DIRECT after creating the file
         return os.open(path, flags, 0o600), False
+
+
+def _write_direct(fd: int, data: bytes | memoryview) -> bool:
+    """Write `data` from aligned memory, the tail padded to the alignment, then cut to length."""
+    view = data if _is_aligned(data) else _aligned_copy(data)
+    whole = len(view) - len(view) % ALIGNMENT
+    _write_all(fd, view[:whole])
+    if whole < len(view):
+        _write_all(fd, _aligned_copy(view[whole:], ALIGNMENT))
+        os.ftruncate(fd, len(view))
+    return True
+
+
+def _read_direct(fd: int, limit: int) -> memoryview:
+    """At most `limit` bytes, read into aligned memory of their own."""
+    view = aligned_buffer(aligned(limit))
+    filled = 0
+    while filled < len(view) and (count := os.readv(fd, [view[filled:]])):
+        filled += count
+    return view[: min(filled, limit)]
 
 
 def _aligned_copy(data: bytes | memoryview, size: int | None = None) -> memoryview:

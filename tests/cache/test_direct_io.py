@@ -4,6 +4,7 @@ or alignment, and a file system that refuses direct I/O still gets them."""
 from __future__ import annotations
 
 import errno
+import fcntl
 import logging
 import os
 from pathlib import Path
@@ -99,3 +100,42 @@ def test_a_short_block_in_aligned_memory_round_trips(tmp_path: Path) -> None:
         data = pattern(size - 5)
         assert cache.put("big", "e", 1, in_aligned_memory(data))
         assert cache.get("big", "e", 1) == data
+
+
+def test_a_file_system_refusing_direct_writes_after_open_gets_buffered_io(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
+    """Some file systems accept O_DIRECT at open, then refuse the alignment of the first write."""
+    real_write = os.write
+
+    def refuse_direct(fd: int, data: bytes) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            real_write(fd, bytes(data)[:ALIGNMENT])  # as if part got through before the refusal
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_write(fd, data)
+
+    monkeypatch.setattr(os, "write", refuse_direct)
+    files, data = DirectFiles(LARGEST), pattern(DIRECT_FROM + 3)
+    with caplog.at_level(logging.INFO):
+        files.write_new(str(tmp_path / "block"), data)
+    assert (tmp_path / "block").read_bytes() == data
+    assert files.read(str(tmp_path / "block"), len(data)) == data
+    assert not files.direct
+    assert sum("refuses direct I/O" in record.getMessage() for record in caplog.records) == 1
+
+
+def test_a_file_system_refusing_direct_reads_gets_buffered_reads(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    files, data = DirectFiles(LARGEST), pattern(DIRECT_FROM + 3)
+    files.write_new(str(tmp_path / "block"), data)
+    real_readv = os.readv
+
+    def refuse_direct(fd: int, buffers: list[memoryview]) -> int:
+        if fcntl.fcntl(fd, fcntl.F_GETFL) & os.O_DIRECT:
+            raise OSError(errno.EINVAL, os.strerror(errno.EINVAL))
+        return real_readv(fd, buffers)
+
+    monkeypatch.setattr(os, "readv", refuse_direct)
+    assert files.read(str(tmp_path / "block"), len(data)) == data
+    assert not files.direct
