@@ -689,6 +689,7 @@ FIGURE_NAMES: dict[str, Figure] = {
 }
 ALL_FIGURES: list[Figure] = list(FIGURE_NAMES.values())
 LATENCY_FIGURES: dict[Figure, Figure] = {
+    fig_write: fig_write,
     fig_read: fig_cold_read,
     fig_creates: fig_creates,
     fig_listing: fig_listing,
