@@ -44,7 +44,7 @@ UNREADABLE_REMEMBERED = 4096
 
 
 Block = bytes | memoryview
-"""A block's bytes; a view where the disk cache read them into aligned memory of their own."""
+"""A block's bytes: a view of aligned memory where it was streamed or read from the disk cache."""
 
 
 class BlockStore(Protocol):
@@ -165,7 +165,9 @@ def cut_blocks(chunks: Iterable[bytes], size: int) -> Iterator[Block]:
     """Chunks regrouped into blocks of `size` bytes (the last may be shorter).
 
     Each block is filled in aligned memory, the one copy a block gets: the disk cache writes it
-    from there directly, and reads hand FUSE views of it.
+    from there directly, and reads hand FUSE views of it. The short last block is copied out
+    to its own size: the memory cache counts a block by its length, and a few bytes must not
+    hold a whole block's memory.
     """
     block, filled = aligned_buffer(size), 0
     for chunk in chunks:
@@ -178,7 +180,7 @@ def cut_blocks(chunks: Iterable[bytes], size: int) -> Iterator[Block]:
                 yield block
                 block, filled = aligned_buffer(size), 0
     if filled:
-        yield block[:filled]
+        yield bytes(block[:filled])
 
 
 class BlockReader:
